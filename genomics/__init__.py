@@ -1,0 +1,63 @@
+"""The genome model: genes, genomes, JSON codec, validation, shapes, hashing and builders.
+
+Imports neither torch nor deap, so that operators and strategies stay light.
+"""
+
+from .builders import classifier_node, minimal, random_genome, retarget
+from .codec import dumps, from_dict, loads, to_dict
+from .errors import GenomeError
+from .genes import (
+    ACTIVATIONS,
+    DROPOUT_KINDS,
+    GENE_TYPES,
+    JOINS,
+    POOL_MODES,
+    Add,
+    Concat,
+    Conv,
+    Dense,
+    Dropout,
+    Gene,
+    Input,
+    Output,
+    Pool,
+)
+from .genome import SCHEMA_VERSION, Genome, Node
+from .hashing import canonical_hash
+from .validation import DEFAULT_BOUNDS, Bounds, Shape, infer_shapes, parameter_counts, validate
+
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_BOUNDS",
+    "DROPOUT_KINDS",
+    "GENE_TYPES",
+    "JOINS",
+    "POOL_MODES",
+    "SCHEMA_VERSION",
+    "Add",
+    "Bounds",
+    "Concat",
+    "Conv",
+    "Dense",
+    "Dropout",
+    "Gene",
+    "Genome",
+    "GenomeError",
+    "Input",
+    "Node",
+    "Output",
+    "Pool",
+    "Shape",
+    "canonical_hash",
+    "classifier_node",
+    "dumps",
+    "from_dict",
+    "infer_shapes",
+    "loads",
+    "minimal",
+    "parameter_counts",
+    "random_genome",
+    "retarget",
+    "to_dict",
+    "validate",
+]

@@ -1,0 +1,221 @@
+"""Layer genes: frozen attrs classes, one per layer kind.
+
+A gene says what a layer computes, never its input size: input channels and dense fan-in are
+inferred from the graph, so a gene stays valid when the layers before it change. Every gene class
+has a ``TYPE`` string used as the JSON tag. Validators check what a gene can check alone (an odd
+kernel, a rate below 1); what depends on the graph or on configured bounds is checked by
+:func:`genomics.validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Union
+
+import attrs
+from attrs import field, frozen
+
+from .errors import GenomeError
+
+#: Activation names a gene may use; the compiler maps each to a torch function.
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "silu",
+    "hardswish",
+    "sigmoid",
+    "tanh",
+    "none",
+)
+POOL_MODES = ("max", "avg")
+#: Dropout kinds the compiler can build. ``evolutional`` joins when its layer exists.
+DROPOUT_KINDS = ("bernoulli",)
+
+
+# Validators are small callable classes (as attrs' own are) so that every error names the
+# attribute, the expectation and the value in one line.
+@frozen
+class _Type:
+    types: tuple[type, ...]
+    name: str
+
+    def __call__(self, inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+        # bool is an int subclass; a genome that says `"kernel": true` is a mistake, not a 1.
+        if isinstance(value, bool) and bool not in self.types:
+            raise GenomeError(f"{attribute.name}: must be {self.name}, got {value!r}")
+        if not isinstance(value, self.types):
+            raise GenomeError(f"{attribute.name}: must be {self.name}, got {value!r}")
+
+
+@frozen
+class _AtLeast:
+    low: int
+
+    def __call__(self, inst: Any, attribute: attrs.Attribute, value: int) -> None:
+        if value < self.low:
+            raise GenomeError(f"{attribute.name}: must be >= {self.low}, got {value}")
+
+
+@frozen
+class _OneOf:
+    choices: tuple[str, ...]
+
+    def __call__(self, inst: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in self.choices:
+            raise GenomeError(
+                f"{attribute.name}: must be one of {', '.join(self.choices)}, got {value!r}"
+            )
+
+
+def _odd(inst: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value % 2 == 0:
+        raise GenomeError(f"{attribute.name}: must be odd, got {value}")
+
+
+def _int(low: int) -> list:
+    return [_Type((int,), "an integer"), _AtLeast(low)]
+
+
+_BOOL = _Type((bool,), "true or false")
+
+
+@frozen
+class Input:
+    """The image input; the genome holds its shape."""
+
+    TYPE: ClassVar[str] = "input"
+
+
+@frozen
+class Output:
+    """The logits output; its input must have exactly ``num_classes`` features."""
+
+    TYPE: ClassVar[str] = "output"
+
+
+@frozen
+class Conv:
+    """2-D convolution, then optional batch norm, then activation.
+
+    ``padding`` defaults to ``kernel // 2`` ("same" at stride 1). ``binarized`` marks a k x k
+    (k > 1) convolution whose weights are pattern-binarized (1-bit signs times a per-filter scale).
+    """
+
+    TYPE: ClassVar[str] = "conv"
+    out_channels: int = field(validator=_int(1))
+    kernel: int = field(default=3, validator=[*_int(1), _odd])
+    stride: int = field(default=1, validator=_int(1))
+    padding: int = field(
+        default=attrs.Factory(lambda self: self.kernel // 2, takes_self=True), validator=_int(0)
+    )
+    groups: int = field(default=1, validator=_int(1))
+    bias: bool = field(default=False, validator=_BOOL)
+    batch_norm: bool = field(default=True, validator=_BOOL)
+    activation: str = field(default="relu", validator=_OneOf(ACTIVATIONS))
+    binarized: bool = field(default=False, validator=_BOOL)
+
+    def __attrs_post_init__(self) -> None:
+        if self.padding >= self.kernel:
+            raise GenomeError(f"padding: must be < kernel ({self.kernel}), got {self.padding}")
+        if self.out_channels % self.groups:
+            raise GenomeError(
+                f"groups: must divide out_channels ({self.out_channels}), got {self.groups}"
+            )
+        if self.binarized and self.kernel == 1:
+            raise GenomeError("binarized: 1x1 convolutions transform data and are never binarized")
+
+
+@frozen
+class Pool:
+    """Max or average pooling; ``global_pool`` reduces each channel to 1x1 and ignores the rest."""
+
+    TYPE: ClassVar[str] = "pool"
+    mode: str = field(default="max", validator=_OneOf(POOL_MODES))
+    kernel: int = field(default=2, validator=_int(1))
+    stride: int = field(
+        default=attrs.Factory(lambda self: self.kernel, takes_self=True), validator=_int(1)
+    )
+    padding: int = field(default=0, validator=_int(0))
+    ceil_mode: bool = field(default=False, validator=_BOOL)
+    global_pool: bool = field(default=False, validator=_BOOL)
+
+    def __attrs_post_init__(self) -> None:
+        # torch refuses padding above half the kernel; refusing it here keeps "validates" == "compiles".
+        if not self.global_pool and 2 * self.padding > self.kernel:
+            raise GenomeError(
+                f"padding: must be <= kernel // 2 ({self.kernel // 2}), got {self.padding}"
+            )
+
+
+@frozen
+class Dropout:
+    """Dropout with drop probability ``rate``; identity at evaluation."""
+
+    TYPE: ClassVar[str] = "dropout"
+    # An integer rate becomes a float so that 0 and 0.0 are one genome (and one hash).
+    rate: float = field(
+        default=0.5,
+        converter=lambda v: float(v) if type(v) is int else v,
+        validator=_Type((float,), "a number"),
+    )
+    kind: str = field(default="bernoulli", validator=_OneOf(DROPOUT_KINDS))
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 <= self.rate < 1.0:
+            raise GenomeError(f"rate: must be in [0, 1), got {self.rate}")
+
+
+@frozen
+class Dense:
+    """Fully connected layer; a (C, H, W) input is flattened first."""
+
+    TYPE: ClassVar[str] = "dense"
+    units: int = field(validator=_int(1))
+    activation: str = field(default="relu", validator=_OneOf(ACTIVATIONS))
+    bias: bool = field(default=True, validator=_BOOL)
+
+
+@frozen
+class Add:
+    """Element-wise sum of two or more inputs (skip connections), then an optional activation
+    (ResNet applies ReLU after the sum); see the join rule."""
+
+    TYPE: ClassVar[str] = "add"
+    activation: str = field(default="none", validator=_OneOf(ACTIVATIONS))
+
+
+@frozen
+class Concat:
+    """Channel (or feature) concatenation of two or more inputs; see the join rule."""
+
+    TYPE: ClassVar[str] = "concat"
+
+
+Gene = Union[Input, Output, Conv, Pool, Dropout, Dense, Add, Concat]
+GENE_TYPES: dict[str, type] = {
+    cls.TYPE: cls for cls in (Input, Output, Conv, Pool, Dropout, Dense, Add, Concat)
+}
+JOINS = (Add, Concat)
+
+
+def canonical_fields(gene: Any) -> dict[str, Any]:
+    """The fields that determine what a gene computes (global pooling ignores its window)."""
+    values = attrs.asdict(gene)
+    if isinstance(gene, Pool) and gene.global_pool:
+        return {"mode": gene.mode, "global_pool": True}
+    return values
+
+
+def describe(gene: Any) -> str:
+    """Short text of a gene's settings: required fields and those that differ from the default."""
+    parts = []
+    for a in attrs.fields(type(gene)):
+        value = getattr(gene, a.name)
+        default = a.default
+        if isinstance(default, attrs.Factory):
+            default = default.factory(gene) if default.takes_self else default.factory()
+        if default is attrs.NOTHING or value != default:
+            parts.append(f"{a.name}={value}")
+    return " ".join(parts)

@@ -1,0 +1,43 @@
+"""Genomes become PyTorch modules: the compiler, the extra layers, training, measurement and
+datasets."""
+
+from .checkpoint import load_model, save_model
+from .compiler import ACTIVATION_FUNCTIONS, compile_genome
+from .data import Dataset, DatasetError, load_dataset
+from .layers import PatternBinarizedConv2d
+from .measure import Measurements, count_flops, count_params, latency_ms, measure, size_bytes
+from .training import (
+    EpochMetrics,
+    StopTraining,
+    TrainResult,
+    TrainSpec,
+    evaluate,
+    random_crop_flip,
+    resolve_device,
+    train,
+)
+
+__all__ = [
+    "ACTIVATION_FUNCTIONS",
+    "Dataset",
+    "DatasetError",
+    "EpochMetrics",
+    "Measurements",
+    "PatternBinarizedConv2d",
+    "StopTraining",
+    "TrainResult",
+    "TrainSpec",
+    "compile_genome",
+    "count_flops",
+    "count_params",
+    "evaluate",
+    "latency_ms",
+    "load_dataset",
+    "load_model",
+    "measure",
+    "random_crop_flip",
+    "resolve_device",
+    "save_model",
+    "size_bytes",
+    "train",
+]

@@ -1,0 +1,259 @@
+"""Datasets as in-memory tensors with train, validation and test splits.
+
+Fitness uses the validation split only; the test split is for reporting. Images are float32,
+normalised per channel with the training split's mean and standard deviation.
+
+Names ``load_dataset`` understands:
+
+- ``digits``: scikit-learn's bundled 8x8 digits (no download, the embedded default);
+- ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``: read by torchvision from ``data_dir``
+  (fetched only with ``download=True``);
+- ``fake:C,H,W`` or ``fake:C,H,W,N``: torchvision ``FakeData`` with N training images (1000);
+- ``PATH.npz`` or ``npz:PATH``: arrays ``x_train y_train x_test y_test`` (optional ``x_val y_val``),
+  NHWC or NCHW (or NHW), uint8 (scaled by 1/255) or float;
+- ``imagefolder:DIR`` or a directory: torchvision ``ImageFolder``, with ``train/`` and ``test/``
+  (optional ``val/``) sub-folders or one class-per-folder tree that is split here. Images are
+  resized to the size of the first one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+
+
+class DatasetError(Exception):
+    """A dataset cannot be found or read; the message says where and what to do."""
+
+
+@attrs.frozen
+class Dataset:
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    #: Whether random crop and flip suit this data (CIFAR-like natural images).
+    augment: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+TORCHVISION = {
+    "mnist": ("MNIST", "MNIST/raw"),
+    "fashion-mnist": ("FashionMNIST", "FashionMNIST/raw"),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py"),
+    "cifar100": ("CIFAR100", "cifar-100-python"),
+}
+NAMES = ("digits", *TORCHVISION, "fake:C,H,W[,N]", "PATH.npz", "imagefolder:DIR")
+
+
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Stratified split of ``fraction`` of (x, y) off the rest (scikit-learn's)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+
+
+def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim != 4:
+        raise DatasetError(f"{where}: images must be NHW, NHWC or NCHW, got shape {x.shape}")
+    if x.shape[1] <= 4:
+        return x
+    if x.shape[3] <= 4:
+        return x.transpose(0, 3, 1, 2)
+    raise DatasetError(f"{where}: cannot tell the channel axis of shape {x.shape} (1-4 channels)")
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    return x.astype(np.float32)
+
+
+def _build(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    val_fraction: float,
+    seed: int,
+    augment: bool = False,
+    num_classes: int | None = None,
+) -> Dataset:
+    x_train, y_train = train
+    y_train = np.asarray(y_train, dtype=np.int64)
+    if val is None:
+        x_train, x_val, y_train, y_val = _split(x_train, y_train, val_fraction, seed)
+    else:
+        x_val, y_val = val
+    arrays = [np.ascontiguousarray(_as_float(a)) for a in (x_train, x_val, test[0])]
+    mean = arrays[0].mean(axis=(0, 2, 3), keepdims=True)
+    std = arrays[0].std(axis=(0, 2, 3), keepdims=True) + 1e-6
+    xs = [torch.from_numpy((a - mean) / std) for a in arrays]
+    ys = [torch.as_tensor(np.asarray(y, dtype=np.int64)) for y in (y_train, y_val, test[1])]
+    classes = num_classes or int(max(int(y.max()) for y in ys if len(y)) + 1)
+    return Dataset(name, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], classes, augment)
+
+
+def _digits(val_fraction: float, seed: int) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images[:, None] / 16.0).astype(np.float32)
+    # The test split is fixed (seed 0) so that every run reports on the same images.
+    x_rest, x_test, y_rest, y_test = _split(x, bunch.target, 0.2, 0)
+    return _build("digits", (x_rest, y_rest), (x_test, y_test), None,
+                  val_fraction=val_fraction, seed=seed, num_classes=10)
+
+
+def _torchvision(name: str, root: Path, download: bool, val_fraction: float, seed: int) -> Dataset:
+    import torchvision.datasets as tvd
+
+    cls_name, folder = TORCHVISION[name]
+    cls = getattr(tvd, cls_name)
+    try:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+    except RuntimeError as exc:
+        if "not found" not in str(exc).lower() and "corrupted" not in str(exc).lower():
+            raise
+        raise DatasetError(
+            f"{name}: not found or incomplete in {root / folder}; pass --download to fetch it "
+            f"there, or copy the {cls_name} files into that folder"
+        ) from None
+    except OSError as exc:  # no network while downloading
+        raise DatasetError(f"{name}: could not download into {root / folder}: {exc}") from None
+
+    def arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+        data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+        targets = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else ds.targets
+        return _to_nchw(data, name), np.asarray(targets)
+
+    return _build(name, arrays(train), arrays(test), None, val_fraction=val_fraction, seed=seed,
+                  augment=name.startswith("cifar"), num_classes=len(train.classes))
+
+
+def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
+    from torchvision.datasets import FakeData
+    from torchvision.transforms import PILToTensor
+
+    try:
+        numbers = [int(v) for v in spec.split(",")]
+        if len(numbers) not in (3, 4) or min(numbers) < 1:
+            raise ValueError
+    except ValueError:
+        raise DatasetError(f"fake:{spec}: expected fake:C,H,W or fake:C,H,W,N with positive integers") from None
+    c, h, w, n = (*numbers, 1000)[:4]
+    if c not in (1, 3):
+        raise DatasetError(f"fake:{spec}: FakeData makes 1- or 3-channel images, got {c}")
+
+    def make(size: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        ds = FakeData(size, (c, h, w), 10, transform=PILToTensor(), random_offset=offset)
+        items = [ds[i] for i in range(size)]
+        return np.stack([x.numpy() for x, _ in items]), np.array([int(y) for _, y in items])
+
+    n_test = max(n // 5, 10)
+    return _build(f"fake:{spec}", make(n, 0), make(n_test, n), None,
+                  val_fraction=val_fraction, seed=seed, augment=False, num_classes=10)
+
+
+def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such .npz file")
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DatasetError(f"{path}: missing arrays {', '.join(missing)} (has {', '.join(arrays)})")
+    val = None
+    if "x_val" in arrays and "y_val" in arrays:
+        val = (_to_nchw(arrays["x_val"], str(path)), arrays["y_val"])
+    for split in ("train", "test"):
+        if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
+            raise DatasetError(f"{path}: x_{split} and y_{split} differ in length")
+    return _build(path.stem, (_to_nchw(arrays["x_train"], str(path)), arrays["y_train"].ravel()),
+                  (_to_nchw(arrays["x_test"], str(path)), arrays["y_test"].ravel()), val,
+                  val_fraction=val_fraction, seed=seed)
+
+
+def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import Compose, PILToTensor, Resize
+
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such image folder")
+    size: list[tuple[int, int]] = []
+
+    def load(folder: Path, classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        try:
+            ds = ImageFolder(str(folder))
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise DatasetError(f"{folder}: {exc}") from None
+        if classes is not None and ds.classes != classes:
+            raise DatasetError(f"{folder}: classes {ds.classes} differ from the training classes {classes}")
+        if not size:
+            first = ds.loader(ds.samples[0][0])
+            size.append((first.height, first.width))
+        transform = Compose([Resize(size[0]), PILToTensor()])
+        images = [transform(ds.loader(p).convert("RGB")).numpy() for p, _ in ds.samples]
+        return np.stack(images), np.array(ds.targets), ds.classes
+
+    if (root / "train").is_dir():
+        x, y, classes = load(root / "train")
+        test_dir = root / "test" if (root / "test").is_dir() else None
+        if test_dir is None:
+            raise DatasetError(f"{root}: has train/ but no test/ folder")
+        x_test, y_test, _ = load(test_dir, classes)
+        val = load(root / "val", classes)[:2] if (root / "val").is_dir() else None
+    else:
+        x_all, y_all, classes = load(root)
+        x, x_test, y, y_test = _split(x_all, y_all, 0.2, 0)
+        val = None
+    return _build(root.name, (x, y), (x_test, y_test), val, val_fraction=val_fraction,
+                  seed=seed, num_classes=len(classes))
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike = "data",
+    *,
+    download: bool = False,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Dataset:
+    """Load a dataset by name (see the module docstring); ``seed`` picks the validation split."""
+    root = Path(data_dir)
+    if name == "digits":
+        return _digits(val_fraction, seed)
+    if name in TORCHVISION:
+        return _torchvision(name, root, download, val_fraction, seed)
+    if name.startswith("fake:"):
+        return _fake(name[5:], val_fraction, seed)
+    if name.startswith("npz:") or name.endswith(".npz"):
+        return _npz(Path(name[4:] if name.startswith("npz:") else name), val_fraction, seed)
+    if name.startswith("imagefolder:"):
+        return _imagefolder(Path(name[12:]), val_fraction, seed)
+    if Path(name).is_dir():
+        return _imagefolder(Path(name), val_fraction, seed)
+    raise DatasetError(f"{name}: unknown dataset (known: {', '.join(NAMES)})")

@@ -1,0 +1,94 @@
+"""What a network costs: parameters, bytes, FLOPs and latency."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import attrs
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@attrs.frozen
+class Measurements:
+    params: int
+    size_bytes: int
+    flops: int
+    latency_ms: float | None
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def size_bytes(model: nn.Module) -> int:
+    """Bytes needed to store the parameters: each weight at its dtype's width, except in modules
+    that declare ``weight_bits`` (binarized convolutions: 1 bit each, rounded up per layer).
+    Batch-norm running statistics are buffers, not parameters, and are not counted."""
+    total = 0
+    for module in model.modules():
+        bits = getattr(module, "weight_bits", None)
+        for name, p in module.named_parameters(recurse=False):
+            if bits is not None and name == "weight":
+                total += math.ceil(p.numel() * bits / 8)
+            else:
+                total += p.numel() * p.element_size()
+        if bits is not None:
+            total += module.weight.shape[0] * 4  # one float32 scale per output filter
+    return total
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass on one image, as ``torch.utils.flop_counter`` counts them
+    (a multiply-add is 2 FLOPs; convolutions and matrix products only)."""
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.zeros(1, *input_shape, device=device)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def latency_ms(
+    model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, repeats: int = 30
+) -> float:
+    """Median wall time of one inference forward pass, in milliseconds, after warm-up."""
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.zeros(batch_size, *input_shape, device=device)
+    times = []
+    try:
+        with torch.inference_mode():
+            for i in range(repeats + 5):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i >= 5:
+                    times.append((time.perf_counter() - start) * 1000)
+    finally:
+        model.train(was_training)
+    return statistics.median(times)
+
+
+def measure(model: nn.Module, input_shape: tuple[int, ...], *, latency: bool = True) -> Measurements:
+    """All measurements of ``model`` for inputs of ``input_shape`` (C, H, W)."""
+    return Measurements(
+        params=count_params(model),
+        size_bytes=size_bytes(model),
+        flops=count_flops(model, input_shape),
+        latency_ms=latency_ms(model, input_shape) if latency else None,
+    )

@@ -1,0 +1,265 @@
+"""The ``ecogen`` command line.
+
+Heavy modules (torch, torchvision, scikit-learn) are imported inside the commands that need
+them, so ``ecogen --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from genomics import Genome, GenomeError
+
+# Errors whose message is the whole story for a user; anything else is reported with its type.
+_USER_ERRORS: tuple[type[BaseException], ...] = (GenomeError, FileNotFoundError, IsADirectoryError)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    found = list(_USER_ERRORS)
+    data = sys.modules.get("phenotypes.data")
+    if data is not None:
+        found.append(data.DatasetError)
+    return tuple(found)
+
+
+class _Group(click.Group):
+    """Turns every failure into one line on stderr and a non-zero exit (``--debug``: traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if ctx.params.get("debug") or os.environ.get("ECOGEN_DEBUG"):
+                raise
+            if isinstance(exc, _user_errors()):
+                message = str(exc)
+            else:
+                message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            click.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="ecogen")
+def main(debug: bool) -> None:
+    """ecogen: evolutionary neural architecture search."""
+
+
+def load_genome(spec: str) -> tuple[Genome, str]:
+    """A genome from a JSON file path or a zoo name, and a short name for it."""
+    import zoo
+    from genomics import loads
+
+    path = Path(spec)
+    if path.is_file():
+        try:
+            return loads(path.read_text()), path.stem
+        except GenomeError as exc:
+            raise GenomeError([f"{path}: {p}" for p in exc.problems]) from None
+    if spec in zoo.names():
+        return zoo.load(spec), spec
+    raise GenomeError(
+        f"{spec}: no such genome file, and no zoo genome of that name (zoo: {', '.join(zoo.names())})"
+    )
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+@main.command()
+@click.argument("genome")
+@click.option("--dataset", "-d", default="digits", show_default=True,
+              help="digits, mnist, fashion-mnist, cifar10, cifar100, fake:C,H,W[,N], PATH.npz, imagefolder:DIR")
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where torchvision datasets are read from (and downloaded to).")
+@click.option("--download", is_flag=True, help="Download a torchvision dataset that is missing.")
+@click.option("--epochs", "-e", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Peak learning rate.")
+@click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Output directory [default: runs/GENOME-DATASET].")
+def train(genome: str, dataset: str, data_dir: str, download: bool, epochs: int, batch_size: int,
+          lr: float, schedule: str, seed: int, device: str, out: str | None) -> None:
+    """Train GENOME (a JSON file or a zoo name) and measure it.
+
+    Writes OUT/genome.json, OUT/model.pt and OUT/summary.json.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import phenotypes as ph
+    from genomics import canonical_hash, dumps, retarget
+
+    console = Console(stderr=True)
+    genome_obj, name = load_genome(genome)
+    with console.status(f"loading {dataset}"):
+        data = ph.load_dataset(dataset, data_dir, download=download, seed=seed)
+    if (tuple(genome_obj.input_shape), genome_obj.num_classes) != (data.input_shape, data.num_classes):
+        genome_obj = retarget(genome_obj, data.input_shape, data.num_classes)
+        console.print(f"[dim]genome adapted to {dataset}: input {data.input_shape}, {data.num_classes} classes[/]")
+    target = ph.resolve_device(device)
+    model = ph.compile_genome(genome_obj, seed=seed)
+    spec = ph.TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
+                        device=str(target))
+    columns = (TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("", total=epochs)
+
+        def on_epoch(m: ph.EpochMetrics) -> None:
+            progress.update(task, completed=m.epoch,
+                            description=f"loss {m.train_loss:.3f}  val {m.val_accuracy:.2%}")
+
+        result = ph.train(model, data, spec, on_epoch=on_epoch)
+    cuda = target.type == "cuda"
+    test_accuracy = ph.evaluate(model, data.x_test, data.y_test, bf16=cuda, channels_last=cuda)
+    model.cpu()
+    m = ph.measure(model, data.input_shape)
+    summary = {
+        "genome": name,
+        "genome_hash": canonical_hash(genome_obj),
+        "dataset": dataset,
+        "test_accuracy": test_accuracy,
+        "val_accuracy": result.val_accuracy,
+        "params": m.params,
+        "size_bytes": m.size_bytes,
+        "flops": m.flops,
+        "latency_ms": m.latency_ms,
+        "epochs": result.epochs,
+        "seconds": result.seconds,
+        "status": result.status,
+        "reason": result.reason,
+        "device": result.device,
+        "seed": seed,
+        "splits": data.sizes(),
+        "history": [
+            {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}
+            for h in result.history
+        ],
+    }
+    out_dir = Path(out) if out else Path("runs") / re.sub(r"[^\w.-]+", "_", f"{name}-{dataset}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "genome.json").write_text(dumps(genome_obj))
+    ph.save_model(out_dir / "model.pt", genome_obj, model)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    from rich.table import Table
+
+    table = Table(title=f"{name} on {dataset}", show_header=False)
+    for key, value in (
+        ("test accuracy", f"{test_accuracy:.2%}"),
+        ("val accuracy", f"{result.val_accuracy:.2%}"),
+        ("parameters", _fmt_int(m.params)),
+        ("size", f"{m.size_bytes / 1024:,.1f} KiB"),
+        ("FLOPs / image", _fmt_int(m.flops)),
+        ("latency (batch 1)", f"{m.latency_ms:.2f} ms"),
+        ("epochs", f"{result.epochs}" + (f" ({result.status}: {result.reason})" if result.reason else "")),
+        ("training time", f"{result.seconds:.1f} s on {result.device}"),
+        ("written to", str(out_dir)),
+    ):
+        table.add_row(key, value)
+    Console().print(table)
+    if result.status == "diverged":
+        raise click.ClickException(result.reason)
+
+
+@main.command()
+@click.argument("genome")
+@click.option("--code/--no-code", default=True, show_default=True, help="Print the generated PyTorch code.")
+def show(genome: str, code: bool) -> None:
+    """Show GENOME's layers, output shapes and parameters, and its PyTorch code."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from genomics import canonical_hash, infer_shapes, parameter_counts
+
+    g, name = load_genome(genome)
+    shapes = infer_shapes(g)
+    params = parameter_counts(g, shapes)
+    table = Table(title=f"{name}  (input {tuple(g.input_shape)}, {g.num_classes} classes)")
+    for column in ("id", "type", "settings", "inputs", "output", "params"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    from genomics.genes import describe
+
+    for node in g.nodes:
+        settings = describe(node.gene)
+        table.add_row(node.id, node.gene.TYPE, settings, ", ".join(node.inputs),
+                      "x".join(map(str, shapes[node.id])), _fmt_int(params[node.id]))
+    console = Console()
+    console.print(table)
+    console.print(f"parameters: {_fmt_int(sum(params.values()))}   hash: {canonical_hash(g)[:16]}")
+    if code:
+        from phenotypes import compile_genome
+
+        console.print(compile_genome(g).code.strip(), markup=False, highlight=False)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(files: tuple[str, ...]) -> None:
+    """Check genome JSON FILES; one line per problem, exit 1 when any is invalid."""
+    from genomics import loads
+
+    bad = 0
+    for file in files:
+        try:
+            loads(Path(file).read_text())
+        except OSError as exc:
+            click.echo(f"{file}: cannot read ({exc.strerror})")
+            bad += 1
+        except GenomeError as exc:
+            for problem in exc.problems:
+                click.echo(f"{file}: {problem}")
+            bad += 1
+        else:
+            click.echo(f"{file}: ok")
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+@main.group(name="zoo")
+def zoo_group() -> None:
+    """Named genomes that ship with ecogen."""
+
+
+@zoo_group.command(name="list")
+def zoo_list() -> None:
+    """List the zoo's genomes."""
+    import zoo
+    from genomics import infer_shapes, parameter_counts
+
+    for name in zoo.names():
+        g = zoo.load(name)
+        params = sum(parameter_counts(g, infer_shapes(g)).values())
+        click.echo(f"{name:<20} {params:>10,} params  {zoo.describe(name)}")
+
+
+@zoo_group.command(name="show")
+@click.argument("name")
+def zoo_show(name: str) -> None:
+    """Print zoo genome NAME as JSON (redirect it to a file to start your own)."""
+    import zoo
+    from genomics import dumps
+
+    click.echo(dumps(zoo.load(name)), nl=False)
+
+
+if __name__ == "__main__":
+    main()
