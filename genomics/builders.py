@@ -61,7 +61,9 @@ def random_genome(
     kernels = tuple(k for k in kernels if k <= bounds.max_kernel) or (1,)
     channels = tuple(ch for ch in channels if ch <= bounds.max_channels) or (bounds.max_channels,)
 
-    def emit(prefix: str, gene: object, inputs: tuple[str, ...], shape: tuple[int, int, int]) -> str:
+    def emit(
+        prefix: str, gene: object, inputs: tuple[str, ...], shape: tuple[int, int, int]
+    ) -> str:
         node_id = ids(prefix)
         nodes.append(Node(node_id, gene, inputs))
         trunk.append((node_id, shape))
@@ -144,6 +146,9 @@ def retarget(genome: Genome, input_shape: tuple[int, int, int], num_classes: int
         infer_shapes(moved)
     except GenomeError as exc:
         raise GenomeError(
-            [f"does not fit input {input_shape} with {num_classes} classes: {p}" for p in exc.problems]
+            [
+                f"does not fit input {input_shape} with {num_classes} classes: {p}"
+                for p in exc.problems
+            ]
         ) from exc
     return moved

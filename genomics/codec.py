@@ -23,7 +23,7 @@ from cattrs.errors import ClassValidationError, IterableValidationError, Iterabl
 from .errors import GenomeError
 from .genes import GENE_TYPES
 from .genome import SCHEMA_VERSION, Genome, Node
-from .validation import Bounds, DEFAULT_BOUNDS, validate
+from .validation import DEFAULT_BOUNDS, Bounds, validate
 
 _NODE_KEYS = ("id", "type", "inputs")
 
@@ -54,7 +54,8 @@ def _structure_node(doc: Any, _: type) -> Node:
     known = {a.name for a in attrs.fields(cls)}
     extra = sorted(set(doc) - known - set(_NODE_KEYS))
     if extra:
-        raise GenomeError(f"{extra[0]}: unknown field for a {kind} node (fields: {', '.join(sorted(known)) or 'none'})")
+        fields = ", ".join(sorted(known)) or "none"
+        raise GenomeError(f"{extra[0]}: unknown field for type {kind!r} (its fields: {fields})")
     if "id" not in doc:
         raise GenomeError("id: required field missing")
     gene = _converter.structure({k: v for k, v in doc.items() if k in known}, cls)
@@ -74,7 +75,12 @@ def _unstructure_node(node: Node) -> dict[str, Any]:
 
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
-    for kind, name in ((int, "an integer"), (float, "a number"), (bool, "true or false"), (str, "a string")):
+    for kind, name in (
+        (int, "an integer"),
+        (float, "a number"),
+        (bool, "true or false"),
+        (str, "a string"),
+    ):
         conv.register_structure_hook(kind, _strict(kind, name))
     conv.register_structure_hook(Node, _structure_node)
     conv.register_unstructure_hook(Node, _unstructure_node)

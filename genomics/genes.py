@@ -9,7 +9,7 @@ kernel, a rate below 1); what depends on the graph or on configured bounds is ch
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import attrs
 from attrs import field, frozen
@@ -142,7 +142,8 @@ class Pool:
     global_pool: bool = field(default=False, validator=_BOOL)
 
     def __attrs_post_init__(self) -> None:
-        # torch refuses padding above half the kernel; refusing it here keeps "validates" == "compiles".
+        # torch refuses padding above half the kernel; so must validation, or a valid genome
+        # would fail to compile.
         if not self.global_pool and 2 * self.padding > self.kernel:
             raise GenomeError(
                 f"padding: must be <= kernel // 2 ({self.kernel // 2}), got {self.padding}"
@@ -193,7 +194,7 @@ class Concat:
     TYPE: ClassVar[str] = "concat"
 
 
-Gene = Union[Input, Output, Conv, Pool, Dropout, Dense, Add, Concat]
+Gene = Input | Output | Conv | Pool | Dropout | Dense | Add | Concat
 GENE_TYPES: dict[str, type] = {
     cls.TYPE: cls for cls in (Input, Output, Conv, Pool, Dropout, Dense, Add, Concat)
 }

@@ -22,16 +22,17 @@ SMALL_SHAPES = ((1, 8, 8), (3, 16, 16), (3, 12, 10), (1, 5, 5), (2, 1, 1))
 @st.composite
 def genomes(
     draw: st.DrawFn,
-    input_shapes: st.SearchStrategy[tuple[int, int, int]] = st.sampled_from(SMALL_SHAPES),
-    num_classes: st.SearchStrategy[int] = st.integers(2, 12),
+    input_shapes: st.SearchStrategy[tuple[int, int, int]] | None = None,
+    num_classes: st.SearchStrategy[int] | None = None,
     max_convs: int = 6,
     bounds: Bounds = DEFAULT_BOUNDS,
 ) -> Genome:
-    """Valid genomes within ``bounds``; the choices are hypothesis draws, so failures shrink."""
+    """Valid genomes within ``bounds`` (input shapes from SMALL_SHAPES and 2-12 classes unless
+    given); every choice is a hypothesis draw, so failures shrink."""
     rng = draw(st.randoms(use_true_random=False))
-    return random_genome(
-        rng, draw(input_shapes), draw(num_classes), max_convs=max_convs, bounds=bounds
-    )
+    shape = draw(input_shapes if input_shapes is not None else st.sampled_from(SMALL_SHAPES))
+    classes = draw(num_classes if num_classes is not None else st.integers(2, 12))
+    return random_genome(rng, shape, classes, max_convs=max_convs, bounds=bounds)
 
 
 # Each corruption breaks one node of a valid document and names the field the error must name.
@@ -71,6 +72,8 @@ def invalid_documents(draw: st.DrawFn, genome_strategy: st.SearchStrategy[Genome
         # This genome has no such node (no dropout, say): break a node it has instead.
         candidates, key, value = list(range(1, len(doc["nodes"]))), "colour", "blue"
     i = draw(st.sampled_from(candidates))
+    if key == "inputs":  # keep the arity, so that the dangling reference is the only problem
+        value = [value[0], *doc["nodes"][i]["inputs"][1:]]
     doc["nodes"][i][key] = value
     location = f"nodes[{i}].{key}" if key != "inputs" else f"nodes[{i}].inputs[0]"
     return doc, location

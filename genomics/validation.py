@@ -73,7 +73,9 @@ def _node_shape(gene: object, in_shapes: list[Shape], num_classes: int) -> Shape
         c, h, w = in_shapes[0]
         if gene.global_pool:
             return (c, 1, 1)
-        size = [_pool_out(s, gene.kernel, gene.stride, gene.padding, gene.ceil_mode) for s in (h, w)]
+        size = [
+            _pool_out(s, gene.kernel, gene.stride, gene.padding, gene.ceil_mode) for s in (h, w)
+        ]
         if min(size) < 1:
             raise GenomeError(
                 f": output would be {size[0]}x{size[1]} from a {h}x{w} input (must be >= 1x1)"

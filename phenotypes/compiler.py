@@ -63,7 +63,9 @@ class _Builder:
             return value
         return self.call(ACTIVATION_FUNCTIONS[activation], (value,), f"{name}_{activation}")
 
-    def fit(self, value: fx.Node, shape: tuple, target: tuple, channels: bool, name: str) -> fx.Node:
+    def fit(
+        self, value: fx.Node, shape: tuple, target: tuple, channels: bool, name: str
+    ) -> fx.Node:
         """Apply the join rule (genomics.validation) to a non-primary join input."""
         if len(shape) == 3 and shape[1:] != target[1:]:
             size = tuple(target[1:])
@@ -139,12 +141,14 @@ def _compile(genome: Genome, shapes: dict) -> fx.GraphModule:
             target = shapes[nid] if isinstance(gene, Add) else in_shapes[0]
             fitted = [ins[0]] + [
                 b.fit(v, s, target, isinstance(gene, Add), f"{nid}_{src}")
-                for v, s, src in zip(ins[1:], in_shapes[1:], node.inputs[1:])
+                for v, s, src in zip(ins[1:], in_shapes[1:], node.inputs[1:], strict=True)
             ]
             if isinstance(gene, Add):
                 acc = fitted[0]
                 for k, v in enumerate(fitted[1:], 1):
-                    acc = b.call(operator.add, (acc, v), nid if k == len(fitted) - 1 else f"{nid}_{k}")
+                    acc = b.call(
+                        operator.add, (acc, v), nid if k == len(fitted) - 1 else f"{nid}_{k}"
+                    )
                 values[nid] = b.activation(acc, gene.activation, nid)
             else:
                 values[nid] = b.call(torch.cat, (fitted,), nid, dim=1)

@@ -65,7 +65,11 @@ def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
+    classes = int((counts > 0).sum())
+    n_test = int(np.ceil(fraction * len(y)))
+    # Stratifying needs two images per class and room for every class on both sides.
+    can_stratify = counts[counts > 0].min() >= 2 and classes <= min(n_test, len(y) - n_test)
+    stratify = y if can_stratify else None
     return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
 
 
@@ -120,8 +124,15 @@ def _digits(val_fraction: float, seed: int) -> Dataset:
     x = (bunch.images[:, None] / 16.0).astype(np.float32)
     # The test split is fixed (seed 0) so that every run reports on the same images.
     x_rest, x_test, y_rest, y_test = _split(x, bunch.target, 0.2, 0)
-    return _build("digits", (x_rest, y_rest), (x_test, y_test), None,
-                  val_fraction=val_fraction, seed=seed, num_classes=10)
+    return _build(
+        "digits",
+        (x_rest, y_rest),
+        (x_test, y_test),
+        None,
+        val_fraction=val_fraction,
+        seed=seed,
+        num_classes=10,
+    )
 
 
 def _torchvision(name: str, root: Path, download: bool, val_fraction: float, seed: int) -> Dataset:
@@ -147,8 +158,16 @@ def _torchvision(name: str, root: Path, download: bool, val_fraction: float, see
         targets = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else ds.targets
         return _to_nchw(data, name), np.asarray(targets)
 
-    return _build(name, arrays(train), arrays(test), None, val_fraction=val_fraction, seed=seed,
-                  augment=name.startswith("cifar"), num_classes=len(train.classes))
+    return _build(
+        name,
+        arrays(train),
+        arrays(test),
+        None,
+        val_fraction=val_fraction,
+        seed=seed,
+        augment=name.startswith("cifar"),
+        num_classes=len(train.classes),
+    )
 
 
 def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
@@ -160,7 +179,9 @@ def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
         if len(numbers) not in (3, 4) or min(numbers) < 1:
             raise ValueError
     except ValueError:
-        raise DatasetError(f"fake:{spec}: expected fake:C,H,W or fake:C,H,W,N with positive integers") from None
+        raise DatasetError(
+            f"fake:{spec}: expected fake:C,H,W or fake:C,H,W,N with positive integers"
+        ) from None
     c, h, w, n = (*numbers, 1000)[:4]
     if c not in (1, 3):
         raise DatasetError(f"fake:{spec}: FakeData makes 1- or 3-channel images, got {c}")
@@ -171,8 +192,16 @@ def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
         return np.stack([x.numpy() for x, _ in items]), np.array([int(y) for _, y in items])
 
     n_test = max(n // 5, 10)
-    return _build(f"fake:{spec}", make(n, 0), make(n_test, n), None,
-                  val_fraction=val_fraction, seed=seed, augment=False, num_classes=10)
+    return _build(
+        f"fake:{spec}",
+        make(n, 0),
+        make(n_test, n),
+        None,
+        val_fraction=val_fraction,
+        seed=seed,
+        augment=False,
+        num_classes=10,
+    )
 
 
 def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
@@ -192,9 +221,14 @@ def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
     for split in ("train", "test"):
         if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
             raise DatasetError(f"{path}: x_{split} and y_{split} differ in length")
-    return _build(path.stem, (_to_nchw(arrays["x_train"], str(path)), arrays["y_train"].ravel()),
-                  (_to_nchw(arrays["x_test"], str(path)), arrays["y_test"].ravel()), val,
-                  val_fraction=val_fraction, seed=seed)
+    return _build(
+        path.stem,
+        (_to_nchw(arrays["x_train"], str(path)), arrays["y_train"].ravel()),
+        (_to_nchw(arrays["x_test"], str(path)), arrays["y_test"].ravel()),
+        val,
+        val_fraction=val_fraction,
+        seed=seed,
+    )
 
 
 def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
@@ -205,13 +239,17 @@ def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
         raise DatasetError(f"{root}: no such image folder")
     size: list[tuple[int, int]] = []
 
-    def load(folder: Path, classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def load(
+        folder: Path, classes: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         try:
             ds = ImageFolder(str(folder))
         except (FileNotFoundError, RuntimeError) as exc:
             raise DatasetError(f"{folder}: {exc}") from None
         if classes is not None and ds.classes != classes:
-            raise DatasetError(f"{folder}: classes {ds.classes} differ from the training classes {classes}")
+            raise DatasetError(
+                f"{folder}: classes {ds.classes} differ from the training classes {classes}"
+            )
         if not size:
             first = ds.loader(ds.samples[0][0])
             size.append((first.height, first.width))
@@ -230,8 +268,15 @@ def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
         x_all, y_all, classes = load(root)
         x, x_test, y, y_test = _split(x_all, y_all, 0.2, 0)
         val = None
-    return _build(root.name, (x, y), (x_test, y_test), val, val_fraction=val_fraction,
-                  seed=seed, num_classes=len(classes))
+    return _build(
+        root.name,
+        (x, y),
+        (x_test, y_test),
+        val,
+        val_fraction=val_fraction,
+        seed=seed,
+        num_classes=len(classes),
+    )
 
 
 def load_dataset(

@@ -84,7 +84,9 @@ def latency_ms(
     return statistics.median(times)
 
 
-def measure(model: nn.Module, input_shape: tuple[int, ...], *, latency: bool = True) -> Measurements:
+def measure(
+    model: nn.Module, input_shape: tuple[int, ...], *, latency: bool = True
+) -> Measurements:
     """All measurements of ``model`` for inputs of ``input_shape`` (C, H, W)."""
     return Measurements(
         params=count_params(model),

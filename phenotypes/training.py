@@ -35,7 +35,9 @@ class TrainSpec:
     nesterov: bool = True
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    schedule: str = attrs.field(default="onecycle", validator=attrs.validators.in_(("onecycle", "cosine")))
+    schedule: str = attrs.field(
+        default="onecycle", validator=attrs.validators.in_(("onecycle", "cosine"))
+    )
     warmup_fraction: float = 0.25
     seed: int = 0
     device: str = "auto"
@@ -193,10 +195,19 @@ def train(
             status, reason = "diverged", f"training loss became {train_loss} in epoch {epoch}"
             break
         val_accuracy = evaluate(
-            model, x_val, y_val, batch_size=spec.eval_batch_size, bf16=bf16, channels_last=channels_last
+            model,
+            x_val,
+            y_val,
+            batch_size=spec.eval_batch_size,
+            bf16=bf16,
+            channels_last=channels_last,
         )
         metrics = EpochMetrics(
-            epoch, train_loss, val_accuracy, optimizer.param_groups[0]["lr"], time.perf_counter() - start
+            epoch,
+            train_loss,
+            val_accuracy,
+            optimizer.param_groups[0]["lr"],
+            time.perf_counter() - start,
         )
         history.append(metrics)
         if on_epoch is not None:

@@ -46,7 +46,9 @@ class _Group(click.Group):
                 message = str(exc)
             else:
                 message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
-            click.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
+            click.echo(
+                f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True
+            )
             ctx.exit(1)
 
 
@@ -71,7 +73,8 @@ def load_genome(spec: str) -> tuple[Genome, str]:
     if spec in zoo.names():
         return zoo.load(spec), spec
     raise GenomeError(
-        f"{spec}: no such genome file, and no zoo genome of that name (zoo: {', '.join(zoo.names())})"
+        f"{spec}: no such genome file, and no zoo genome of that name"
+        f" (zoo: {', '.join(zoo.names())})"
     )
 
 
@@ -81,22 +84,58 @@ def _fmt_int(n: int) -> str:
 
 @main.command()
 @click.argument("genome")
-@click.option("--dataset", "-d", default="digits", show_default=True,
-              help="digits, mnist, fashion-mnist, cifar10, cifar100, fake:C,H,W[,N], PATH.npz, imagefolder:DIR")
-@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False),
-              help="Where torchvision datasets are read from (and downloaded to).")
+@click.option(
+    "--dataset",
+    "-d",
+    default="digits",
+    show_default=True,
+    help="digits, mnist, fashion-mnist, cifar10, cifar100, fake:C,H,W[,N], PATH.npz or "
+    "imagefolder:DIR",
+)
+@click.option(
+    "--data-dir",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where torchvision datasets are read from (and downloaded to).",
+)
 @click.option("--download", is_flag=True, help="Download a torchvision dataset that is missing.")
 @click.option("--epochs", "-e", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Peak learning rate.")
-@click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
+@click.option(
+    "--lr",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Peak learning rate.",
+)
+@click.option(
+    "--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
-              help="Output directory [default: runs/GENOME-DATASET].")
-def train(genome: str, dataset: str, data_dir: str, download: bool, epochs: int, batch_size: int,
-          lr: float, schedule: str, seed: int, device: str, out: str | None) -> None:
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory [default: runs/GENOME-DATASET].",
+)
+def train(
+    genome: str,
+    dataset: str,
+    data_dir: str,
+    download: bool,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    schedule: str,
+    seed: int,
+    device: str,
+    out: str | None,
+) -> None:
     """Train GENOME (a JSON file or a zoo name) and measure it.
 
     Writes OUT/genome.json, OUT/model.pt and OUT/summary.json.
@@ -111,21 +150,40 @@ def train(genome: str, dataset: str, data_dir: str, download: bool, epochs: int,
     genome_obj, name = load_genome(genome)
     with console.status(f"loading {dataset}"):
         data = ph.load_dataset(dataset, data_dir, download=download, seed=seed)
-    if (tuple(genome_obj.input_shape), genome_obj.num_classes) != (data.input_shape, data.num_classes):
+    if (tuple(genome_obj.input_shape), genome_obj.num_classes) != (
+        data.input_shape,
+        data.num_classes,
+    ):
         genome_obj = retarget(genome_obj, data.input_shape, data.num_classes)
-        console.print(f"[dim]genome adapted to {dataset}: input {data.input_shape}, {data.num_classes} classes[/]")
+        console.print(
+            f"[dim]genome adapted to {dataset}: "
+            f"input {data.input_shape}, {data.num_classes} classes[/]"
+        )
     target = ph.resolve_device(device)
     model = ph.compile_genome(genome_obj, seed=seed)
-    spec = ph.TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
-                        device=str(target))
-    columns = (TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
-               TextColumn("{task.description}"), TimeElapsedColumn())
+    spec = ph.TrainSpec(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        schedule=schedule,
+        seed=seed,
+        device=str(target),
+    )
+    columns = (
+        TextColumn("[bold]epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("", total=epochs)
 
         def on_epoch(m: ph.EpochMetrics) -> None:
-            progress.update(task, completed=m.epoch,
-                            description=f"loss {m.train_loss:.3f}  val {m.val_accuracy:.2%}")
+            progress.update(
+                task,
+                completed=m.epoch,
+                description=f"loss {m.train_loss:.3f}  val {m.val_accuracy:.2%}",
+            )
 
         result = ph.train(model, data, spec, on_epoch=on_epoch)
     cuda = target.type == "cuda"
@@ -170,7 +228,10 @@ def train(genome: str, dataset: str, data_dir: str, download: bool, epochs: int,
         ("size", f"{m.size_bytes / 1024:,.1f} KiB"),
         ("FLOPs / image", _fmt_int(m.flops)),
         ("latency (batch 1)", f"{m.latency_ms:.2f} ms"),
-        ("epochs", f"{result.epochs}" + (f" ({result.status}: {result.reason})" if result.reason else "")),
+        (
+            "epochs",
+            f"{result.epochs}" + (f" ({result.status}: {result.reason})" if result.reason else ""),
+        ),
         ("training time", f"{result.seconds:.1f} s on {result.device}"),
         ("written to", str(out_dir)),
     ):
@@ -182,7 +243,9 @@ def train(genome: str, dataset: str, data_dir: str, download: bool, epochs: int,
 
 @main.command()
 @click.argument("genome")
-@click.option("--code/--no-code", default=True, show_default=True, help="Print the generated PyTorch code.")
+@click.option(
+    "--code/--no-code", default=True, show_default=True, help="Print the generated PyTorch code."
+)
 def show(genome: str, code: bool) -> None:
     """Show GENOME's layers, output shapes and parameters, and its PyTorch code."""
     from rich.console import Console
@@ -200,8 +263,14 @@ def show(genome: str, code: bool) -> None:
 
     for node in g.nodes:
         settings = describe(node.gene)
-        table.add_row(node.id, node.gene.TYPE, settings, ", ".join(node.inputs),
-                      "x".join(map(str, shapes[node.id])), _fmt_int(params[node.id]))
+        table.add_row(
+            node.id,
+            node.gene.TYPE,
+            settings,
+            ", ".join(node.inputs),
+            "x".join(map(str, shapes[node.id])),
+            _fmt_int(params[node.id]),
+        )
     console = Console()
     console.print(table)
     console.print(f"parameters: {_fmt_int(sum(params.values()))}   hash: {canonical_hash(g)[:16]}")

@@ -36,7 +36,8 @@ def lenet5(input_shape=(1, 28, 28), num_classes: int = 10) -> Genome:
 def resnet(depth: int = 20, input_shape=(3, 32, 32), num_classes: int = 10) -> Genome:
     """The CIFAR ResNet of He et al. (depth 6n+2; 16, 32, 64 channels) with parameter-free
     shortcuts ("option A"): where a block halves the size and doubles the channels, the join rule
-    subsamples the shortcut and zero-pads its channels. ResNet-20 has 269,722 parameters (projection shortcuts would add 2,752)."""
+    averages the shortcut down to the new size and zero-pads its channels. ResNet-20 has 269,722
+    parameters (projection shortcuts would add 2,752)."""
     if (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2, got {depth}")
     blocks = (depth - 2) // 6
@@ -47,7 +48,9 @@ def resnet(depth: int = 20, input_shape=(3, 32, 32), num_classes: int = 10) -> G
             stride = 2 if stage > 1 and block == 1 else 1
             name = f"s{stage}b{block}"
             nodes.append(Node(f"{name}_conv1", Conv(width, kernel=3, stride=stride), (cur,)))
-            nodes.append(Node(f"{name}_conv2", Conv(width, kernel=3, activation="none"), (f"{name}_conv1",)))
+            nodes.append(
+                Node(f"{name}_conv2", Conv(width, kernel=3, activation="none"), (f"{name}_conv1",))
+            )
             nodes.append(Node(f"{name}_add", Add(activation="relu"), (f"{name}_conv2", cur)))
             cur = f"{name}_add"
     nodes.append(Node("pool", Pool("avg", global_pool=True), (cur,)))
@@ -69,7 +72,11 @@ def squeeze_classifier(input_shape=(3, 32, 32), num_classes: int = 10) -> Genome
             Node("conv2", Conv(64, kernel=3), ("pool1",)),
             Node("pool2", Pool("max", kernel=2), ("conv2",)),
             Node("conv3", Conv(128, kernel=3), ("pool2",)),
-            Node("classifier", Conv(num_classes, kernel=1, bias=True, batch_norm=False, activation="none"), ("conv3",)),
+            Node(
+                "classifier",
+                Conv(num_classes, kernel=1, bias=True, batch_norm=False, activation="none"),
+                ("conv3",),
+            ),
             Node("pool", Pool("avg", global_pool=True), ("classifier",)),
             Node("output", Output(), ("pool",)),
         ),
@@ -78,10 +85,19 @@ def squeeze_classifier(input_shape=(3, 32, 32), num_classes: int = 10) -> Genome
 
 #: Zoo name -> (builder, one-line description).
 BUILDERS: dict[str, tuple[Callable[[], Genome], str]] = {
-    "minimal": (lambda: minimal((1, 28, 28), 10), "EIGEN's poorly initialised seed: one 3x3 conv, global pooling, linear"),
+    "minimal": (
+        lambda: minimal((1, 28, 28), 10),
+        "EIGEN's poorly initialised seed: one 3x3 conv, global pooling, linear",
+    ),
     "lenet5": (lenet5, "LeNet-5 style: two 5x5 convs with max pooling, dense 120-84"),
-    "resnet20": (lambda: resnet(20), "CIFAR ResNet-20 with parameter-free shortcuts (269,722 params)"),
-    "squeeze_classifier": (squeeze_classifier, "all-conv net with a 1x1 conv + global pooling head"),
+    "resnet20": (
+        lambda: resnet(20),
+        "CIFAR ResNet-20 with parameter-free shortcuts (269,722 params)",
+    ),
+    "squeeze_classifier": (
+        squeeze_classifier,
+        "all-conv net with a 1x1 conv + global pooling head",
+    ),
 }
 
 GENOME_DIR = Path(__file__).parent / "genomes"
@@ -89,7 +105,7 @@ GENOME_DIR = Path(__file__).parent / "genomes"
 
 def write_all() -> None:
     """Rewrite every zoo JSON file from its builder."""
-    for name, (build, description) in BUILDERS.items():
+    for name, (build, _) in BUILDERS.items():
         (GENOME_DIR / f"{name}.json").write_text(dumps(build()))
     index = {name: description for name, (_, description) in BUILDERS.items()}
     (GENOME_DIR / "index.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import genomics as G
+from runner.cli import main
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_train_writes_genome_model_and_summary(run, tmp_path):
+    out = tmp_path / "out"
+    result = run(
+        "train", "lenet5", "--dataset", "digits", "--epochs", "2", "--device", "cpu", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (
+        "test_accuracy",
+        "val_accuracy",
+        "params",
+        "size_bytes",
+        "flops",
+        "epochs",
+        "seconds",
+    ):
+        assert key in summary
+    assert summary["epochs"] == 2 and summary["params"] > 0
+    assert G.loads((out / "genome.json").read_text()).input_shape == (1, 8, 8)
+    assert (out / "model.pt").stat().st_size > 0
+    assert "test accuracy" in result.output
+
+
+def test_train_accepts_a_genome_file(run, tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(G.dumps(G.minimal((1, 8, 8), 10)))
+    result = run("train", path, "--epochs", "1", "--device", "cpu", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+
+
+def test_show_prints_layers_and_code(run):
+    result = run("show", "lenet5")
+    assert result.exit_code == 0
+    assert "fc1" in result.output and "107,808" in result.output
+    assert "def forward(self, x):" in result.output
+
+
+def test_validate_reports_each_problem_and_exits_1(run, tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(G.dumps(G.minimal((1, 8, 8), 10)))
+    doc = G.to_dict(G.minimal((1, 8, 8), 10))
+    doc["nodes"][1]["kernel"] = 4
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    assert run("validate", good).exit_code == 0
+    result = run("validate", good, bad)
+    assert result.exit_code == 1
+    assert f"{bad}: nodes[1].kernel: must be odd, got 4" in result.output
+    assert f"{good}: ok" in result.output
+
+
+def test_zoo_commands(run):
+    listing = run("zoo", "list")
+    assert listing.exit_code == 0 and "resnet20" in listing.output
+    shown = run("zoo", "show", "lenet5")
+    assert G.loads(shown.output) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "nosuchgenome"], "nosuchgenome: no such genome file"),
+        (
+            ["train", "lenet5", "--dataset", "cifar10", "--data-dir", "/nonexistent"],
+            "cifar10: not found",
+        ),
+        (["show", "lenet5x"], "no zoo genome of that name"),
+        (["zoo", "show", "vgg"], "no genome named 'vgg'"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_genome_file_names_file_and_place(tmp_path):
+    doc = G.to_dict(G.minimal((1, 8, 8), 10))
+    doc["nodes"][2]["mode"] = "median"
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(main, ["train", str(path)])
+    assert result.exit_code == 1
+    assert (
+        result.output.strip()
+        == f"error: {path}: nodes[2].mode: must be one of max, avg, got 'median'"
+    )
+
+
+def test_debug_shows_the_traceback():
+    result = CliRunner().invoke(main, ["--debug", "show", "nothing"])
+    assert result.exit_code == 1 and isinstance(result.exception, G.GenomeError)
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom runner.cli import main\n"
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_console_script_trains_lenet_to_97_percent(tmp_path):
+    out = tmp_path / "demo"
+    ecogen = [sys.executable, "-m", "runner.cli"]
+    subprocess.run([*ecogen, "train", "lenet5", "--device", "cpu", "--out", str(out)], check=True)
+    assert json.loads((out / "summary.json").read_text())["test_accuracy"] >= 0.97
