@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ecogen train lenet5 --dataset digits --epochs 20 --out runs/demo
+	$(BIN)/ecogen train lenet5 --dataset digits --epochs 30 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -100,7 +100,7 @@ def _fmt_int(n: int) -> str:
     help="Where torchvision datasets are read from (and downloaded to).",
 )
 @click.option("--download", is_flag=True, help="Download a torchvision dataset that is missing.")
-@click.option("--epochs", "-e", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", "-e", default=30, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option(
     "--lr",

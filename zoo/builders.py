@@ -33,7 +33,12 @@ def lenet5(input_shape=(1, 28, 28), num_classes: int = 10) -> Genome:
     )
 
 
-def resnet(depth: int = 20, input_shape=(3, 32, 32), num_classes: int = 10) -> Genome:
+def resnet(
+    depth: int = 20,
+    input_shape=(3, 32, 32),
+    num_classes: int = 10,
+    widths: tuple[int, int, int] = (16, 32, 64),
+) -> Genome:
     """The CIFAR ResNet of He et al. (depth 6n+2; 16, 32, 64 channels) with parameter-free
     shortcuts ("option A"): where a block halves the size and doubles the channels, the join rule
     averages the shortcut down to the new size and zero-pads its channels. ResNet-20 has 269,722
@@ -41,9 +46,9 @@ def resnet(depth: int = 20, input_shape=(3, 32, 32), num_classes: int = 10) -> G
     if (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2, got {depth}")
     blocks = (depth - 2) // 6
-    nodes = [Node("input", Input()), Node("stem", Conv(16, kernel=3), ("input",))]
+    nodes = [Node("input", Input()), Node("stem", Conv(widths[0], kernel=3), ("input",))]
     cur = "stem"
-    for stage, width in enumerate((16, 32, 64), start=1):
+    for stage, width in enumerate(widths, start=1):
         for block in range(1, blocks + 1):
             stride = 2 if stage > 1 and block == 1 else 1
             name = f"s{stage}b{block}"
