@@ -82,12 +82,12 @@ def overhead(args) -> None:
         f"{args.genome} on {args.dataset}: {args.epochs} epochs, batch {args.batch_size}, "
         f"{args.repeats} runs each, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
-    print(
-        f"  plain PyTorch loop : {theirs:7.3f} s  (val accuracy {statistics.median(accuracy['plain']):.3f})"
-    )
-    print(
-        f"  ecogen trainer     : {ours:7.3f} s  (val accuracy {statistics.median(accuracy['ecogen']):.3f})"
-    )
+    for label, key, seconds in (
+        ("plain PyTorch loop", "plain", theirs),
+        ("ecogen trainer", "ecogen", ours),
+    ):
+        accuracy_median = statistics.median(accuracy[key])
+        print(f"  {label:<19}: {seconds:7.3f} s  (val accuracy {accuracy_median:.3f})")
     print(f"  time ratio ecogen / plain = {ours / theirs:.3f}  (target <= 1.10)")
 
 
