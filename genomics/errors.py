@@ -22,8 +22,7 @@ class GenomeError(ValueError):
 def _join(prefix: str, problem: str) -> str:
     if not prefix:
         return problem
-    if problem.startswith("["):
-        return prefix + problem
-    if problem.startswith(":"):
+    # "[2]: ..." and ": ..." attach to the prefix itself; "kernel: ..." is a field under it.
+    if problem.startswith(("[", ":")):
         return prefix + problem
     return f"{prefix}.{problem}"

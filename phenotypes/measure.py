@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
+from collections.abc import Iterator
 
 import attrs
 import torch
@@ -42,19 +44,25 @@ def size_bytes(model: nn.Module) -> int:
     return total
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """FLOPs of one forward pass on one image, as ``torch.utils.flop_counter`` counts them
-    (a multiply-add is 2 FLOPs; convolutions and matrix products only)."""
+@contextlib.contextmanager
+def _inference_input(model: nn.Module, shape: tuple[int, ...]) -> Iterator[torch.Tensor]:
+    """A zero batch on the model's device, with the model in eval mode until the block ends."""
     was_training = model.training
     model.eval()
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(1, *input_shape, device=device)
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
+        with torch.inference_mode():
+            yield torch.zeros(*shape, device=device)
     finally:
         model.train(was_training)
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass on one image, as ``torch.utils.flop_counter`` counts them
+    (a multiply-add is 2 FLOPs; convolutions and matrix products only)."""
+    with _inference_input(model, (1, *input_shape)) as x, FlopCounterMode(display=False) as counter:
+        model(x)
     return int(counter.get_total_flops())
 
 
@@ -62,25 +70,18 @@ def latency_ms(
     model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, repeats: int = 30
 ) -> float:
     """Median wall time of one inference forward pass, in milliseconds, after warm-up."""
-    was_training = model.training
-    model.eval()
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(batch_size, *input_shape, device=device)
     times = []
-    try:
-        with torch.inference_mode():
-            for i in range(repeats + 5):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                model(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                if i >= 5:
-                    times.append((time.perf_counter() - start) * 1000)
-    finally:
-        model.train(was_training)
+    with _inference_input(model, (batch_size, *input_shape)) as x:
+        cuda = x.device.type == "cuda"
+        for i in range(repeats + 5):
+            if cuda:
+                torch.cuda.synchronize(x.device)
+            start = time.perf_counter()
+            model(x)
+            if cuda:
+                torch.cuda.synchronize(x.device)
+            if i >= 5:
+                times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
 
