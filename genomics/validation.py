@@ -112,6 +112,8 @@ def _arity(gene: object) -> tuple[int, int | None]:
 
 
 def _gene_bounds(gene: object, bounds: Bounds) -> list[str]:
+    if isinstance(gene, Pool) and gene.global_pool:
+        return []  # its window fields are ignored
     problems = []
     limits = {
         "kernel": bounds.max_kernel,
@@ -121,8 +123,6 @@ def _gene_bounds(gene: object, bounds: Bounds) -> list[str]:
     }
     for name, limit in limits.items():
         value = getattr(gene, name, None)
-        if isinstance(gene, Pool) and gene.global_pool:
-            break
         if value is not None and value > limit:
             problems.append(f"{name}: must be <= {limit}, got {value}")
     return problems

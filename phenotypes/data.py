@@ -233,15 +233,14 @@ def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
 
 def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
     from torchvision.datasets import ImageFolder
-    from torchvision.transforms import Compose, PILToTensor, Resize
+    from torchvision.transforms import PILToTensor, Resize
 
     if not root.is_dir():
         raise DatasetError(f"{root}: no such image folder")
-    size: list[tuple[int, int]] = []
+    size: tuple[int, int] | None = None  # set by the first image loaded
 
-    def load(
-        folder: Path, classes: list[str] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def load(folder: Path, classes: list[str] | None = None):
+        nonlocal size
         try:
             ds = ImageFolder(str(folder))
         except (FileNotFoundError, RuntimeError) as exc:
@@ -250,11 +249,12 @@ def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
             raise DatasetError(
                 f"{folder}: classes {ds.classes} differ from the training classes {classes}"
             )
-        if not size:
-            first = ds.loader(ds.samples[0][0])
-            size.append((first.height, first.width))
-        transform = Compose([Resize(size[0]), PILToTensor()])
-        images = [transform(ds.loader(p).convert("RGB")).numpy() for p, _ in ds.samples]
+        images = []
+        for path, _ in ds.samples:
+            image = ds.loader(path).convert("RGB")
+            if size is None:
+                size = (image.height, image.width)
+            images.append(PILToTensor()(Resize(size)(image)).numpy())
         return np.stack(images), np.array(ds.targets), ds.classes
 
     if (root / "train").is_dir():

@@ -21,6 +21,8 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (GenomeError, FileNotFoundError,
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    # DatasetError lives beside torch code; look it up only if a command already imported it, so
+    # that error handling never imports torch by itself.
     found = list(_USER_ERRORS)
     data = sys.modules.get("phenotypes.data")
     if data is not None:
