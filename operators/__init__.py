@@ -1,6 +1,50 @@
-"""Mutations and their registry, as DEAP operators (the 15 mutations of the thesis table).
+"""Mutation operators as DEAP operators: the 15 mutations of the thesis table, their registry
+(built-ins and ``ecogen.operators`` entry points), ``mutate`` and the toolbox factory.
 
-Imports genomics and deap, never torch.
+Imports genomics and deap, never torch. Hypothesis strategies for testing operators are in
+:mod:`operators.testing`.
 """
 
-__all__: list[str] = []
+from . import mutations
+from .config import DEFAULT_CONFIG, MutationConfig
+from .individual import Fitness, Individual, same_genome
+from .mutations import THESIS_MUTATIONS
+from .registry import (
+    ENTRY_POINT_GROUP,
+    KINDS,
+    Effect,
+    NotApplicable,
+    OperatorInfo,
+    PluginError,
+    admits,
+    get,
+    layer_census,
+    mutation,
+    names,
+    registered,
+)
+from .toolbox import make_toolbox, mutate
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ENTRY_POINT_GROUP",
+    "KINDS",
+    "THESIS_MUTATIONS",
+    "Effect",
+    "Fitness",
+    "Individual",
+    "MutationConfig",
+    "NotApplicable",
+    "OperatorInfo",
+    "PluginError",
+    "admits",
+    "get",
+    "layer_census",
+    "make_toolbox",
+    "mutate",
+    "mutation",
+    "mutations",
+    "names",
+    "registered",
+    "same_genome",
+]

@@ -1,0 +1,252 @@
+import copy
+import pickle
+import random
+import sys
+import textwrap
+
+import pytest
+import torch
+from deap import algorithms, tools
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+import genomics as G
+import operators as ops
+import phenotypes as ph
+import zoo
+from operators.testing import apply_chain, check_mutation, genomes, mutation_chains
+
+# Parametrized over the registry, so a newly registered operator (built-in or plugin) is tested
+# without anyone adding it here. With 15 operators and the default 100 examples per test, each
+# run applies 1500 chains of 5-8 mutations (3000 with CI=true).
+OPERATORS = ops.names()
+
+
+def test_the_thesis_table_is_registered_in_order():
+    assert OPERATORS[:15] == list(ops.THESIS_MUTATIONS)
+    toolbox = ops.make_toolbox()
+    for name in ops.THESIS_MUTATIONS:
+        assert callable(getattr(toolbox, name))
+        assert ops.get(name).provider == "ecogen"
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+@given(chain=st.data())
+def test_mutation_chains_stay_valid_compile_and_round_trip(name, chain):
+    genome, names, seed = chain.draw(mutation_chains(first=name))
+    out, applied = apply_chain(genome, names, seed)
+    event(f"{len(applied)} of {len(names)} mutations applied")
+    G.validate(out)
+    assert G.loads(G.dumps(out)) == out
+    assert G.canonical_hash(G.loads(G.dumps(out))) == G.canonical_hash(out)
+    model = ph.compile_genome(out, seed=0).train()
+    logits = model(torch.randn(2, *out.input_shape))
+    assert logits.shape == (2, out.num_classes)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+@given(genome=genomes(), seed=st.integers(0, 2**32 - 1))
+def test_an_applied_mutation_does_what_its_metadata_says(name, genome, seed):
+    info = ops.get(name)
+    assert info.changes and info.function.__name__ == name
+    check_mutation(info, genome, random.Random(seed))
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_mutations_apply_to_the_zoo_and_record_lineage(name):
+    applied = 0
+    for genome_name in zoo.names():
+        ind = ops.Individual(zoo.load(genome_name), id="a")
+        ind.fitness.values = (0.5,)
+        if not ops.get(name).applies(ind.genome):
+            with pytest.raises(ops.NotApplicable, match=name):
+                ops.get(name).function(ind, rng=random.Random(0))
+            continue
+        (child,) = ops.get(name).function(ind, rng=random.Random(0))
+        assert child is ind and child.operators == [name] and not child.fitness.valid
+        applied += 1
+    # Every operator applies to some zoo genome (removals after their addition at worst).
+    if not applied:
+        grown = ops.get(name.replace("remove_", "add_")).function(zoo.load("lenet5"))[0]
+        assert ops.get(name).applies(grown)
+
+
+def test_not_applicable_is_said_and_mutate_picks_another():
+    genome = G.minimal((1, 8, 8), 10)
+    for name in ("remove_skip", "remove_concatenate", "remove_dropout", "remove_pooling"):
+        assert not ops.get(name).applies(genome)
+        with pytest.raises(ops.NotApplicable):
+            ops.get(name).function(genome, rng=random.Random(0))
+    # Only removals that cannot apply, plus one that can: mutate must find the one that can.
+    (out,) = ops.mutate(
+        genome,
+        rng=random.Random(1),
+        operators=["remove_skip", "remove_dropout", "add_dropout"],
+        weights={"remove_skip": 100, "remove_dropout": 100},
+    )
+    assert ops.layer_census(out)["dropout"] == 1
+
+
+def test_mutations_respect_configured_bounds():
+    config = ops.MutationConfig(
+        bounds=G.Bounds(max_params=20_000), channel_range=(4, 64), max_convolutions=4
+    )
+    rng = random.Random(0)
+    genome = G.minimal((1, 8, 8), 10)
+    for _ in range(300):
+        (genome,) = ops.mutate(genome, rng=rng, config=config, count=(1, 3))
+        assert sum(G.parameter_counts(genome).values()) <= 20_000
+        assert ops.layer_census(genome)["conv"] <= 4
+        assert all(n.gene.out_channels <= 64 for n in genome.nodes if isinstance(n.gene, G.Conv))
+
+
+def test_alter_channel_number_scales_within_a_factor_of_two():
+    config = ops.MutationConfig(channel_range=(1, 10_000))
+    genome = zoo.load("lenet5")
+    before = {n.id: n.gene.out_channels for n in genome.nodes if isinstance(n.gene, G.Conv)}
+    for seed in range(50):
+        (out,) = ops.get("alter_channel_number").function(
+            genome, rng=random.Random(seed), config=config
+        )
+        changed = [
+            (before[n.id], n.gene.out_channels)
+            for n in out.nodes
+            if isinstance(n.gene, G.Conv) and n.gene.out_channels != before[n.id]
+        ]
+        (old, new), *_ = changed
+        assert old / 2 - 1 <= new <= old * 2 + 1
+
+
+def test_same_seed_same_mutations():
+    genome = zoo.load("resnet20")
+    a = ops.mutate(genome, rng=random.Random(7), count=(3, 3))[0]
+    b = ops.mutate(genome, rng=random.Random(7), count=(3, 3))[0]
+    assert a == b
+
+
+def _cheap_fitness(ind: ops.Individual) -> tuple[float]:
+    # Favour small networks: analytic parameters, no training.
+    return (-float(sum(G.parameter_counts(ind.genome).values())),)
+
+
+@pytest.mark.parametrize("algorithm", ["eaMuPlusLambda", "eaSimple"])
+def test_deap_algorithms_run_unchanged_on_the_toolbox(algorithm):
+    random.seed(0)
+    toolbox = ops.make_toolbox(
+        rng=random.Random(0), evaluate=_cheap_fitness, mutations_per_child=(1, 3)
+    )
+    population = [toolbox.individual(zoo.load("lenet5")) for _ in range(8)]
+    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+    stats.register("max", max)
+    hof = tools.HallOfFame(3, similar=ops.same_genome)
+    if algorithm == "eaMuPlusLambda":
+        population, logbook = algorithms.eaMuPlusLambda(
+            population, toolbox, mu=8, lambda_=8, cxpb=0.0, mutpb=1.0, ngen=3,
+            stats=stats, halloffame=hof, verbose=False,
+        )  # fmt: skip
+    else:
+        population, logbook = algorithms.eaSimple(
+            population, toolbox, cxpb=0.0, mutpb=0.8, ngen=3,
+            stats=stats, halloffame=hof, verbose=False,
+        )  # fmt: skip
+    assert len(logbook) == 4 and logbook.select("gen") == [0, 1, 2, 3]
+    assert all(ind.fitness.valid for ind in population)
+    assert logbook[-1]["max"] >= logbook[0]["max"]
+    assert any(ind.operators for ind in population)
+    for ind in population:
+        G.validate(ind.genome)
+
+
+def test_toolbox_and_individuals_pickle_for_process_pools():
+    toolbox = ops.make_toolbox(rng=random.Random(0), evaluate=_cheap_fitness)
+    ind = toolbox.individual(zoo.load("lenet5"), id="g0_0")
+    ind.fitness.values = (1.0,)
+    for name in [*OPERATORS, "mutate", "select", "clone", "evaluate", "individual"]:
+        pickle.loads(pickle.dumps(getattr(toolbox, name)))
+    back = pickle.loads(pickle.dumps(ind))
+    assert back.genome == ind.genome and back.fitness.values == (1.0,) and back.id == "g0_0"
+    clone = copy.deepcopy(ind)
+    assert clone.genome is ind.genome and clone.fitness.values == (1.0,)
+    clone.operators.append("x")
+    assert ind.operators == []
+
+
+def test_multi_objective_weights_travel_with_the_individual():
+    ind = ops.Individual(zoo.load("lenet5"), weights=(1.0, -1.0))
+    ind.fitness.values = (0.9, 1000)
+    clone = copy.deepcopy(pickle.loads(pickle.dumps(ind)))
+    assert clone.fitness.weights == (1.0, -1.0) and clone.fitness.wvalues == (0.9, -1000)
+
+
+PLUGIN = """
+import attrs
+import operators
+from genomics import Conv
+
+
+@operators.mutation(
+    changes="doubles the first convolution's channels",
+    effect=operators.Effect("conv", 0, "out_channels"),
+)
+def double_first_conv(genome, rng, config):
+    for i, node in enumerate(genome.nodes):
+        if isinstance(node.gene, Conv) and node.gene.out_channels * 2 <= config.channel_range[1]:
+            gene = attrs.evolve(node.gene, out_channels=node.gene.out_channels * 2)
+            nodes = list(genome.nodes)
+            nodes[i] = attrs.evolve(node, gene=gene)
+            return attrs.evolve(genome, nodes=tuple(nodes))
+    return None
+
+
+not_an_operator = len
+"""
+
+
+def _install_plugin(tmp_path, monkeypatch, value="ecogen_plugin_demo:double_first_conv"):
+    (tmp_path / "ecogen_plugin_demo.py").write_text(textwrap.dedent(PLUGIN))
+    info = tmp_path / "ecogen_plugin_demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ecogen-plugin-demo\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text(f"[ecogen.operators]\ndemo = {value}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ecogen_plugin_demo", raising=False)
+
+
+@pytest.fixture
+def plugin_registry(monkeypatch):
+    yield
+    monkeypatch.undo()  # take the plugin off sys.path before scanning entry points again
+    ops.registry._extra.pop("double_first_conv", None)
+    ops.registered(reload=True)
+
+
+def test_entry_point_operators_register_and_pass_the_same_checks(
+    tmp_path, monkeypatch, plugin_registry
+):
+    _install_plugin(tmp_path, monkeypatch)
+    table = ops.registered(reload=True)
+    info = table["double_first_conv"]
+    assert info.provider == "ecogen-plugin-demo"
+    toolbox = ops.make_toolbox()
+    assert callable(toolbox.double_first_conv)
+    rng = random.Random(0)
+    for seed in range(50):
+        genome = G.random_genome(random.Random(seed), (1, 8, 8), 10)
+        check_mutation(info, genome, rng)
+        apply_chain(genome, ["double_first_conv", *random.Random(seed).sample(OPERATORS, 5)], seed)
+
+
+def test_a_bad_plugin_is_refused_with_its_name(tmp_path, monkeypatch, plugin_registry):
+    _install_plugin(tmp_path, monkeypatch, value="ecogen_plugin_demo:not_an_operator")
+    with pytest.raises(ops.PluginError, match=r"plugin ecogen-plugin-demo: .* not an ecogen op"):
+        ops.registered(reload=True)
+
+
+def test_operators_never_import_torch():
+    import subprocess
+
+    code = "import sys, operators, operators.toolbox; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
