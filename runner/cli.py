@@ -6,7 +6,6 @@ them, so ``ecogen --help`` stays instant.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -15,9 +14,21 @@ from pathlib import Path
 import click
 
 from genomics import Genome, GenomeError
+from operators import PluginError
+
+from .config import ConfigError, RunError
+from .store import StoreError
 
 # Errors whose message is the whole story for a user; anything else is reported with its type.
-_USER_ERRORS: tuple[type[BaseException], ...] = (GenomeError, FileNotFoundError, IsADirectoryError)
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    GenomeError,
+    FileNotFoundError,
+    IsADirectoryError,
+    ConfigError,
+    RunError,
+    StoreError,
+    PluginError,
+)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -146,7 +157,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     import phenotypes as ph
-    from genomics import canonical_hash, dumps, retarget
+    from genomics import retarget
 
     console = Console(stderr=True)
     genome_obj, name = load_genome(genome)
@@ -161,8 +172,9 @@ def train(
             f"[dim]genome adapted to {dataset}: "
             f"input {data.input_shape}, {data.num_classes} classes[/]"
         )
+    from .evaluation import train_and_write
+
     target = ph.resolve_device(device)
-    model = ph.compile_genome(genome_obj, seed=seed)
     spec = ph.TrainSpec(
         epochs=epochs,
         batch_size=batch_size,
@@ -177,6 +189,7 @@ def train(
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
     )
+    out_dir = Path(out) if out else Path("runs") / re.sub(r"[^\w.-]+", "_", f"{name}-{dataset}")
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("", total=epochs)
 
@@ -187,38 +200,10 @@ def train(
                 description=f"loss {m.train_loss:.3f}  val {m.val_accuracy:.2%}",
             )
 
-        result = ph.train(model, data, spec, on_epoch=on_epoch)
-    cuda = target.type == "cuda"
-    test_accuracy = ph.evaluate(model, data.x_test, data.y_test, bf16=cuda, channels_last=cuda)
-    model.cpu()
-    m = ph.measure(model, data.input_shape)
-    summary = {
-        "genome": name,
-        "genome_hash": canonical_hash(genome_obj),
-        "dataset": dataset,
-        "test_accuracy": test_accuracy,
-        "val_accuracy": result.val_accuracy,
-        "params": m.params,
-        "size_bytes": m.size_bytes,
-        "flops": m.flops,
-        "latency_ms": m.latency_ms,
-        "epochs": result.epochs,
-        "seconds": result.seconds,
-        "status": result.status,
-        "reason": result.reason,
-        "device": result.device,
-        "seed": seed,
-        "splits": data.sizes(),
-        "history": [
-            {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}
-            for h in result.history
-        ],
-    }
-    out_dir = Path(out) if out else Path("runs") / re.sub(r"[^\w.-]+", "_", f"{name}-{dataset}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "genome.json").write_text(dumps(genome_obj))
-    ph.save_model(out_dir / "model.pt", genome_obj, model)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary, result = train_and_write(
+            genome_obj, name, data, dataset, spec, out_dir, on_epoch=on_epoch
+        )
+    test_accuracy = summary["test_accuracy"]
 
     from rich.table import Table
 
@@ -226,10 +211,10 @@ def train(
     for key, value in (
         ("test accuracy", f"{test_accuracy:.2%}"),
         ("val accuracy", f"{result.val_accuracy:.2%}"),
-        ("parameters", _fmt_int(m.params)),
-        ("size", f"{m.size_bytes / 1024:,.1f} KiB"),
-        ("FLOPs / image", _fmt_int(m.flops)),
-        ("latency (batch 1)", f"{m.latency_ms:.2f} ms"),
+        ("parameters", _fmt_int(summary["params"])),
+        ("size", f"{summary['size_bytes'] / 1024:,.1f} KiB"),
+        ("FLOPs / image", _fmt_int(summary["flops"])),
+        ("latency (batch 1)", f"{summary['latency_ms']:.2f} ms"),
         (
             "epochs",
             f"{result.epochs}" + (f" ({result.status}: {result.reason})" if result.reason else ""),
@@ -330,6 +315,144 @@ def zoo_show(name: str) -> None:
     from genomics import dumps
 
     click.echo(dumps(zoo.load(name)), nl=False)
+
+
+def _limit_options(f):
+    """``--generations``, ``--time-budget`` and ``--max-evaluations``, shared by evolve and
+    resume."""
+    f = click.option(
+        "--max-evaluations", type=click.IntRange(0), help="Stop after this many trainings."
+    )(f)
+    f = click.option(
+        "--time-budget",
+        type=click.FloatRange(0),
+        help="Seconds of search (0: none); the final training is not counted.",
+    )(f)
+    f = click.option("--generations", "-g", type=click.IntRange(0), help="Generations to run.")(f)
+    return f
+
+
+def _run_search(engine, console) -> None:
+    """Run an engine with the live display; Ctrl-C says how to resume."""
+    from rich.console import Console
+
+    from .display import RichReporter, final_table
+
+    try:
+        with RichReporter(console) as reporter:
+            summary = engine.run(reporter)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: everything evaluated is kept; continue with"
+            f" `ecogen resume {engine.run_dir}`",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
+    finally:
+        engine.store.close()
+    Console().print(final_table(summary))
+
+
+@main.command()
+@click.option(
+    "--config", "-c", "config_file", type=click.Path(dir_okay=False), help="TOML experiment file."
+)
+@click.option("--dataset", "-d", help="As for `ecogen train` [default: digits].")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="[default: data]")
+@click.option("--population", "-p", type=click.IntRange(1), help="[default: 12]")
+@click.option("--offspring", type=click.IntRange(0), help="Children per generation [default: P].")
+@_limit_options
+@click.option("--epochs", "-e", type=click.IntRange(1), help="Epochs per candidate [default: 8].")
+@click.option(
+    "--final-epochs",
+    type=click.IntRange(0),
+    help="Epochs of the final training of the best (0: keep its search weights) [default: 30].",
+)
+@click.option(
+    "--init", help="First population: minimal, random or zoo:NAME[,NAME] [default: random]."
+)
+@click.option("--max-params", type=click.IntRange(0), help="Largest genome allowed (0: none).")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option(
+    "--run-dir",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Where the run is written [default: runs/DATASET-TIME].",
+)
+def evolve(config_file: str | None, **flags) -> None:
+    """Search for a network: evolve a population of genomes on a dataset.
+
+    Values come from the defaults, then --config FILE.toml, then the flags. The resolved
+    configuration is written to RUN_DIR/experiment.toml; the run to RUN_DIR/ecogen.sqlite,
+    RUN_DIR/best/ and RUN_DIR/summary.json.
+    """
+    import time
+
+    from rich.console import Console
+
+    from . import config as cfg
+
+    values = cfg.load(config_file) if config_file else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    experiment = cfg.from_dict(values)
+    if not experiment.run_dir:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = re.sub(r"[^\w.-]+", "_", experiment.dataset).strip("_")
+        experiment = cfg.attrs.evolve(experiment, run_dir=str(Path("runs") / f"{name}-{stamp}"))
+    experiment.check()  # a bad value fails before the data is loaded
+    console = Console(stderr=True)
+    import phenotypes as ph
+
+    from .engine import start
+
+    with console.status(f"loading {experiment.dataset}"):
+        data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
+    _run_search(start(experiment, data), console)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_limit_options
+def resume(run_dir: str, **limits) -> None:
+    """Continue the run in RUN_DIR from its last checkpoint.
+
+    Raise its limits to search further: `ecogen resume RUN_DIR --generations 30`.
+    """
+    from rich.console import Console
+
+    import phenotypes as ph
+
+    from .engine import Engine, open_run
+
+    if not Path(run_dir).is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    store, experiment = open_run(run_dir, **limits)
+    if store.get_meta("status") == "complete" and not any(v is not None for v in limits.values()):
+        store.close()
+        raise RunError(
+            f"{run_dir}: this run is complete; raise a limit to go on"
+            " (--generations, --time-budget or --max-evaluations)"
+        )
+    console = Console(stderr=True)
+    with console.status(f"loading {experiment.dataset}"):
+        data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
+    engine = Engine(experiment, Path(run_dir), store, data)
+    engine.stopped_by = ""
+    _run_search(engine, console)
+
+
+@main.command()
+def plugins() -> None:
+    """List the registered operators with the package that provides each."""
+    import operators
+
+    table = operators.registered()
+    width = max(len(n) for n in table)
+    click.echo("operators:")
+    for name, info in table.items():
+        effect = str(info.effect) if info.effect else "-"
+        click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}")
 
 
 if __name__ == "__main__":

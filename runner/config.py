@@ -1,0 +1,191 @@
+"""The experiment configuration: one TOML file, flags on top, written back resolved.
+
+Top-level keys are the ``ecogen evolve`` flags (with ``_`` for ``-``); ``[mutation]`` holds
+:class:`operators.MutationConfig` fields and ``[weights]`` per-operator draw weights. A limit of
+0 means none.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import tomli_w
+from attrs import field, frozen
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message names the key."""
+
+
+class RunError(Exception):
+    """A run cannot start or resume; the message says why and what to do."""
+
+
+def _positive(inst: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{attribute.name}: must be >= 1, got {value}")
+
+
+def _not_negative(inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"{attribute.name}: must be >= 0 (0: no limit), got {value}")
+
+
+def _one_of(*choices: str):
+    def check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ConfigError(
+                f"{attribute.name}: must be one of {', '.join(choices)}, got {value!r}"
+            )
+
+    return check
+
+
+def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value in ("minimal", "random") or value.startswith("zoo:"):
+        return
+    raise ConfigError(f"init: must be minimal, random or zoo:NAME[,NAME...], got {value!r}")
+
+
+def _pair(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
+    if len(value) != 2 or not 0 <= value[0] <= value[1]:
+        raise ConfigError(f"{attribute.name}: must be [low, high] with 0 <= low <= high")
+
+
+@frozen
+class Experiment:
+    """Everything a run needs to be repeated. Field docs double as ``experiment.toml`` notes."""
+
+    dataset: str = "digits"
+    data_dir: str = "data"
+    run_dir: str = ""
+    seed: int = 0
+    device: str = field(default="auto", validator=_one_of("auto", "cpu", "cuda"))
+    #: Individuals kept each generation.
+    population: int = field(default=12, validator=_positive)
+    #: Children made each generation (0: as many as the population).
+    offspring: int = field(default=0, validator=_not_negative)
+    generations: int = field(default=10, validator=_not_negative)
+    #: Seconds of search (0: no limit); the final training of the best is not counted.
+    time_budget: float = field(default=0.0, converter=float, validator=_not_negative)
+    max_evaluations: int = field(default=0, validator=_not_negative)
+    #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
+    init: str = field(default="random", validator=_init_check)
+    tournament_size: int = field(default=3, validator=_positive)
+    mutations_per_child: tuple[int, int] = field(default=(1, 2), converter=tuple, validator=_pair)
+    #: Training epochs of each candidate during the search.
+    epochs: int = field(default=8, validator=_positive)
+    #: Epochs of the final training of the best genome (0: keep its search weights).
+    final_epochs: int = field(default=30, validator=_not_negative)
+    batch_size: int = field(default=64, validator=_positive)
+    lr: float = field(default=0.05, converter=float)
+    schedule: str = field(default="onecycle", validator=_one_of("onecycle", "cosine"))
+    #: Largest parameter count a genome may have (0: no limit).
+    max_params: int = field(default=0, validator=_not_negative)
+    mutation: dict[str, Any] = field(factory=dict)
+    weights: dict[str, float] = field(factory=dict)
+
+    def mutation_config(self) -> Any:
+        """The :class:`operators.MutationConfig` this experiment describes."""
+        import operators
+        from genomics import Bounds
+
+        known = {a.name for a in attrs.fields(operators.MutationConfig)} - {"bounds"}
+        unknown = sorted(set(self.mutation) - known)
+        if unknown:
+            raise ConfigError(
+                f"mutation.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
+            )
+        bounds = Bounds(max_params=self.max_params or None)
+        try:
+            return operators.MutationConfig(bounds=bounds, **self.mutation)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"mutation.{exc}") from None
+
+    def check_weights(self, names: list[str]) -> None:
+        for name, weight in self.weights.items():
+            if name not in names:
+                raise ConfigError(f"weights.{name}: no such operator (see `ecogen plugins`)")
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise ConfigError(f"weights.{name}: must be a number >= 0, got {weight!r}")
+
+    def zoo_names(self) -> list[str]:
+        """The zoo genomes ``init`` names (none unless it is ``zoo:...``)."""
+        if not self.init.startswith("zoo:"):
+            return []
+        import zoo
+
+        names = [n for n in self.init.removeprefix("zoo:").split(",") if n]
+        unknown = [n for n in names if n not in zoo.names()]
+        if unknown or not names:
+            raise ConfigError(f"init: no zoo genome {unknown} (zoo: {', '.join(zoo.names())})")
+        return names
+
+    def check(self) -> None:
+        """Everything that can be checked before any data is loaded or any file written."""
+        import operators
+
+        self.mutation_config()
+        self.check_weights(operators.names())
+        self.zoo_names()
+
+    @property
+    def children(self) -> int:
+        return self.offspring or self.population
+
+
+FIELDS = tuple(a.name for a in attrs.fields(Experiment))
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def from_dict(values: dict[str, Any]) -> Experiment:
+    """An Experiment from TOML-like values; ConfigError names the first bad key."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(FIELDS)})")
+    # cattrs would turn "3" into 3; a config that says "3" where a number belongs is a mistake.
+    for a in attrs.fields(attrs.resolve_types(Experiment)):
+        if a.name in values and a.type in (int, float, str):
+            want = (int, float) if a.type is float else a.type
+            value = values[a.name]
+            if not isinstance(value, want) or isinstance(value, bool):
+                raise ConfigError(f"{a.name}: must be {a.type.__name__}, got {value!r}")
+    try:
+        return _converter.structure(values, Experiment)
+    except cattrs.BaseValidationError as exc:
+        # cattrs groups the errors; a validator's own ConfigError already names the key.
+        for inner in exc.exceptions:
+            if isinstance(inner, ConfigError):
+                raise inner from None
+        raise ConfigError("; ".join(cattrs.transform_error(exc))) from None
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """The raw values of a TOML file (merged with flags before :func:`from_dict`)."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def dumps(experiment: Experiment) -> str:
+    """The resolved configuration as TOML, loadable by ``ecogen evolve --config``."""
+    values = _converter.unstructure(experiment)
+    # The run directory is where this file lives; left out, the file runs again as is (into a
+    # new directory) instead of colliding with the run it came from.
+    values.pop("run_dir")
+    return "# ecogen experiment (resolved); run again with: ecogen evolve --config THIS_FILE\n" + (
+        tomli_w.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+    )

@@ -1,0 +1,119 @@
+"""The live display of ``ecogen evolve`` and ``ecogen resume``, and their final table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+class RichReporter:
+    """One progress line (generation, evaluations, best so far, elapsed and remaining time)
+    and one log line per finished generation, on stderr."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]gen {task.fields[gen]}"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task = None
+        self.best = ""
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _update(self, engine: Any, doing: str) -> None:
+        e = engine.experiment
+        remaining = engine.remaining()
+        left = f"  left {_clock(remaining)}" if remaining is not None else ""
+        text = (
+            f"evals {engine.evaluations()}  best {self.best or '-'}  {doing}"
+            f"  elapsed {_clock(engine.seconds)}{left}"
+        )
+        if self.task is None:
+            self.task = self.progress.add_task(text, total=e.generations + 1, gen="0")
+        self.progress.update(
+            self.task,
+            description=text,
+            completed=max(engine.generation, 0),
+            gen=f"{max(engine.generation, 0)}/{e.generations}",
+        )
+
+    def started(self, engine: Any) -> None:
+        e = engine.experiment
+        limits = [f"{e.generations} generations"]
+        if e.time_budget:
+            limits.append(f"{_clock(e.time_budget)} budget")
+        if e.max_evaluations:
+            limits.append(f"{e.max_evaluations} evaluations")
+        self.console.print(
+            f"[bold]ecogen evolve[/] {e.dataset}: population {e.population},"
+            f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {engine.device}"
+            f" -> {engine.run_dir}"
+        )
+        self._update(engine, "")
+
+    def evaluating(self, engine: Any, individual: Any) -> None:
+        self._update(engine, f"training {individual.id}")
+
+    def evaluated(self, engine: Any, individual: Any, result: dict) -> None:
+        from .engine import _rank
+
+        evaluated = [i for i in engine.population if i.fitness.valid and i is not individual]
+        best = max([*evaluated, individual], key=_rank)
+        params = best.evaluation.get("params") or 0
+        self.best = f"{best.fitness.values[0]:.2%} ({params:,} params)"
+        if result["status"] != "ok":
+            self.console.print(f"[yellow]{individual.id} failed:[/] {result['reason']}")
+        self._update(engine, "")
+
+    def generation_done(self, engine: Any, record: dict) -> None:
+        self.console.print(
+            f"gen {record['gen']:>3}  evals {record['evals']:>3}  reused {record['reused']:>3}"
+            f"  failed {record['failed']:>2}  val max {record['max']:.2%}"
+            f"  mean {record['mean']:.2%}  best params {record['params'] or 0:,}"
+            f"  [dim]{_clock(record['seconds'])}[/]"
+        )
+        self._update(engine, "")
+
+    def final_training(self, engine: Any, genome: Any) -> None:
+        e = engine.experiment
+        self._update(engine, f"final training of the best ({e.final_epochs} epochs)")
+
+
+def final_table(summary: dict[str, Any]) -> Table:
+    best = summary["best"]
+    table = Table(title=f"best of {summary['run_dir']}", show_header=False)
+    rows = (
+        ("individual", f"{best['id']} (generation {best['generation']})"),
+        ("test accuracy", f"{best['test_accuracy']:.2%}"),
+        ("val accuracy", f"{best['val_accuracy']:.2%} (search: {best['search_val_accuracy']:.2%})"),
+        ("parameters", f"{best['params']:,}"),
+        ("FLOPs / image", f"{best['flops']:,}"),
+        ("mutations", " ".join(best["operators"]) or "-"),
+        ("generations", str(summary["generations"])),
+        ("evaluations", f"{summary['evaluations']} ({summary['epochs_trained']} epochs)"),
+        ("de-duplicated", str(summary["dedup_hits"])),
+        ("failures", str(summary["failures"])),
+        ("search time", f"{_clock(summary['seconds'])} (stopped by {summary['stopped_by']})"),
+        ("written to", f"{summary['run_dir']}/best"),
+    )
+    for key, value in rows:
+        table.add_row(key, value)
+    return table

@@ -1,0 +1,252 @@
+"""The run store: one SQLite file per run (``RUN_DIR/ecogen.sqlite``), in WAL mode.
+
+Every write is its own transaction, committed before the run goes on, so a run killed at any
+moment keeps everything it had computed. The schema is documented in docs/run-store.md; all
+structured values are JSON text, so the ``sqlite3`` shell reads everything.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+FILENAME = "ecogen.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    toml       TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id           INTEGER PRIMARY KEY,
+    individual   TEXT NOT NULL,
+    genome_hash  TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    reason       TEXT NOT NULL DEFAULT '',
+    fitness      TEXT NOT NULL,
+    val_accuracy REAL,
+    params       INTEGER,
+    flops        INTEGER,
+    epochs       INTEGER NOT NULL DEFAULT 0,
+    seconds      REAL NOT NULL DEFAULT 0,
+    history      TEXT NOT NULL DEFAULT '[]',
+    metrics      TEXT NOT NULL DEFAULT '{}',
+    created_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_hash ON evaluations (genome_hash);
+CREATE TABLE IF NOT EXISTS individuals (
+    id          TEXT PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    genome_hash TEXT NOT NULL,
+    genome      TEXT NOT NULL,
+    parents     TEXT NOT NULL DEFAULT '[]',
+    operators   TEXT NOT NULL DEFAULT '[]',
+    evaluation  INTEGER REFERENCES evaluations (id),
+    reused      INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS individuals_generation ON individuals (generation);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    generation   INTEGER PRIMARY KEY,
+    population   TEXT NOT NULL,
+    hall_of_fame TEXT NOT NULL,
+    logbook      TEXT NOT NULL,
+    rng          TEXT NOT NULL,
+    counters     TEXT NOT NULL,
+    created_at   REAL NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The run store is missing, from another version, or not an ecogen store."""
+
+
+class Store:
+    """Typed access to one run's SQLite file."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no run store here (is this a run directory?)")
+        # isolation_level=None: autocommit, with explicit transactions where writes belong
+        # together (a checkpoint); each statement alone is durable as soon as it returns.
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        if create:
+            self.db.executescript(SCHEMA)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        version = self.get_meta("schema_version")
+        if version is None:
+            raise StoreError(f"{self.path}: not an ecogen run store")
+        if int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: run store schema {version}, this ecogen reads {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- meta and config ---
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not an ecogen run store ({exc})") from None
+        return row[0] if row else default
+
+    def set_meta(self, **values: Any) -> None:
+        self.db.executemany(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(k, str(v)) for k, v in values.items()],
+        )
+
+    def save_config(self, toml: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO config VALUES (1, ?, ?)", (toml, time.time()))
+
+    def config(self) -> str:
+        row = self.db.execute("SELECT toml FROM config WHERE id = 1").fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: the run store holds no configuration")
+        return row[0]
+
+    # --- evaluations and individuals ---
+
+    def add_evaluation(self, individual: str, genome_hash: str, result: dict[str, Any]) -> int:
+        cur = self.db.execute(
+            "INSERT INTO evaluations (individual, genome_hash, status, reason, fitness,"
+            " val_accuracy, params, flops, epochs, seconds, history, metrics, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                individual,
+                genome_hash,
+                result["status"],
+                result.get("reason", ""),
+                json.dumps(result["fitness"]),
+                result.get("val_accuracy"),
+                result.get("params"),
+                result.get("flops"),
+                result.get("epochs", 0),
+                result.get("seconds", 0.0),
+                json.dumps(result.get("history", [])),
+                json.dumps(result.get("metrics", {})),
+                time.time(),
+            ),
+        )
+        return cur.lastrowid
+
+    def evaluation(self, evaluation_id: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
+        return _evaluation(row)
+
+    def evaluations_by_hash(self) -> dict[str, dict[str, Any]]:
+        """The first evaluation of every genome hash (the de-duplication cache)."""
+        rows = self.db.execute("SELECT * FROM evaluations ORDER BY id DESC").fetchall()
+        return {row["genome_hash"]: _evaluation(row) for row in rows}
+
+    def add_individual(
+        self,
+        *,
+        id: str,
+        generation: int,
+        genome_hash: str,
+        genome: str,
+        parents: list[str],
+        operators: list[str],
+        evaluation: int,
+        reused: bool,
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO individuals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                id,
+                generation,
+                genome_hash,
+                genome,
+                json.dumps(parents),
+                json.dumps(operators),
+                evaluation,
+                int(reused),
+                time.time(),
+            ),
+        )
+
+    def individual(self, individual_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM individuals WHERE id = ?", (individual_id,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["parents"] = json.loads(out["parents"])
+        out["operators"] = json.loads(out["operators"])
+        return out
+
+    def individuals(self) -> Iterator[dict[str, Any]]:
+        for row in self.db.execute("SELECT * FROM individuals ORDER BY created_at"):
+            out = dict(row)
+            out["parents"] = json.loads(out["parents"])
+            out["operators"] = json.loads(out["operators"])
+            yield out
+
+    def count(self, table: str, where: str = "1") -> int:
+        assert table in ("evaluations", "individuals", "checkpoints")
+        return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+
+    # --- checkpoints ---
+
+    def save_checkpoint(self, generation: int, **parts: Any) -> None:
+        """One generation's state in one transaction: the population ids, hall of fame ids,
+        logbook, random-number-generator states and counters."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    generation,
+                    json.dumps(parts["population"]),
+                    json.dumps(parts["hall_of_fame"]),
+                    json.dumps(parts["logbook"]),
+                    json.dumps(parts["rng"]),
+                    json.dumps(parts["counters"]),
+                    time.time(),
+                ),
+            )
+
+    def last_checkpoint(self) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT * FROM checkpoints ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        for key in ("population", "hall_of_fame", "logbook", "rng", "counters"):
+            out[key] = json.loads(out[key])
+        return out
+
+
+def _evaluation(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("fitness", "history", "metrics"):
+        out[key] = json.loads(out[key])
+    return out
