@@ -189,7 +189,7 @@ class Engine:
                 ops.Individual(g, id=f"g0_{i}", generation=0)
                 for i, g in enumerate(self._initial_genomes())
             ]
-            self._evaluate_all(self.population, reporter)
+            self.population = self._evaluate_all(self.population, reporter)
             self._close_generation(self.population, reporter)
             return
         self._restore(checkpoint)
@@ -221,8 +221,10 @@ class Engine:
         done = []
         for ind in individuals:
             self.stopped_by = self.stopped_by or self._out_of_budget()
-            if self.stopped_by:
-                break  # the rest of this generation is dropped; its evaluated part is kept
+            # The rest of this generation is dropped; its evaluated part is kept. The first
+            # population always gets one evaluation, so that every run has a best.
+            if self.stopped_by and (done or self.generation > 0):
+                break
             reporter.evaluating(self, ind)
             result = self._evaluate(ind)
             reporter.evaluated(self, ind, result)

@@ -93,6 +93,19 @@ def test_experiment_toml_runs_again_as_is_and_flags_override_it(tmp_path):
     assert cfg.load(third / "experiment.toml")["generations"] == 1
 
 
+@pytest.mark.parametrize(
+    ("limit", "stopped_by"),
+    [(["--max-evaluations", "6"], "evaluations"), (["--time-budget", "1e-9"], "time budget")],
+)
+def test_evaluation_and_time_limits_stop_the_search(tmp_path, limit, stopped_by):
+    run = tmp_path / "run"
+    evolve(*TINY, "--generations", "50", *limit, "--run-dir", str(run))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by"] == stopped_by
+    assert summary["evaluations"] == (6 if stopped_by == "evaluations" else 1)
+    assert (run / "best" / "model.pt").is_file()
+
+
 class _InterruptAfter(SilentReporter):
     def __init__(self, evaluations: int) -> None:
         self.left = evaluations
