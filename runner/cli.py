@@ -437,9 +437,7 @@ def resume(run_dir: str, **limits) -> None:
     console = Console(stderr=True)
     with console.status(f"loading {experiment.dataset}"):
         data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
-    engine = Engine(experiment, Path(run_dir), store, data)
-    engine.stopped_by = ""
-    _run_search(engine, console)
+    _run_search(Engine(experiment, Path(run_dir), store, data), console)
 
 
 @main.command()

@@ -481,10 +481,11 @@ def open_run(run_dir: str | Path, **overrides: Any) -> tuple[Store, cfg.Experime
     run_dir = Path(run_dir)
     store = Store(run_dir / FILENAME)
     values = cfg.tomllib.loads(store.config())
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    raised = {k: v for k, v in overrides.items() if v is not None}
+    values.update(raised)
     values["run_dir"] = str(run_dir)
     experiment = cfg.from_dict(values)
-    if overrides:
+    if raised:
         toml = cfg.dumps(experiment)
         store.save_config(toml)
         (run_dir / "experiment.toml").write_text(toml)
