@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import attrs
 import numpy as np
 from deap import tools
 
@@ -243,7 +244,7 @@ class Engine:
             result = self.cache[genome_hash]
             reused = True
         else:
-            spec = _evolve_spec(self._spec, seed=_seed_for(self.experiment.seed, ind.id))
+            spec = attrs.evolve(self._spec, seed=_seed_for(self.experiment.seed, ind.id))
             result, model = evaluate_candidate(ind.genome, self.data, spec)
             result["id"] = self.store.add_evaluation(ind.id, genome_hash, result)
             self.cache[genome_hash] = result
@@ -335,7 +336,7 @@ class Engine:
         best = self.population[0]
         e = self.experiment
         reporter.final_training(self, best.genome)
-        spec = _evolve_spec(self._spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
+        spec = attrs.evolve(self._spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
         model = None
         saved = self.run_dir / "best" / "model.pt"
         if not e.final_epochs and saved.is_file():
@@ -397,12 +398,6 @@ def _lineage_operators(store: Store, individual_id: str) -> list[str]:
         chain[:0] = row["operators"]
         row = store.individual(row["parents"][0]) if row["parents"] else None
     return chain
-
-
-def _evolve_spec(spec: Any, **changes: Any) -> Any:
-    import attrs
-
-    return attrs.evolve(spec, **changes)
 
 
 def _rng_states(engine: random.Random, selection: Any) -> dict[str, Any]:
