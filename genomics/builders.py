@@ -52,7 +52,29 @@ def random_genome(
     concatenation joins, then a head of up to ``max_dense`` hidden dense layers.
 
     Every choice comes from ``rng``, so a hypothesis ``randoms()`` instance makes it shrinkable.
+    A draw over ``bounds`` (too many parameters, say) is drawn again, up to 50 times; then the
+    minimal genome is returned.
     """
+    kwargs = dict(max_convs=max_convs, channels=channels, kernels=kernels, max_dense=max_dense)
+    for _ in range(50):
+        try:
+            return _random_genome(rng, input_shape, num_classes, bounds=bounds, **kwargs)
+        except GenomeError:
+            continue
+    return validate(minimal(input_shape, num_classes), bounds)
+
+
+def _random_genome(
+    rng: random.Random,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    max_convs: int,
+    channels: tuple[int, ...],
+    kernels: tuple[int, ...],
+    max_dense: int,
+    bounds: Bounds,
+) -> Genome:
     ids = _Ids()
     nodes = [Node("input", Input())]
     c, h, w = input_shape

@@ -1,5 +1,6 @@
 """Mutation operators as DEAP operators: the 15 mutations of the thesis table, their registry
-(built-ins and ``ecogen.operators`` entry points), ``mutate`` and the toolbox factory.
+(built-ins and ``ecogen.operators`` entry points), ``mutate``, the toolbox factory, and EIGEN's
+gene duplication (:mod:`operators.duplication`).
 
 Imports genomics and deap, never torch. Hypothesis strategies for testing operators are in
 :mod:`operators.testing`.
@@ -7,6 +8,7 @@ Imports genomics and deap, never torch. Hypothesis strategies for testing operat
 
 from . import mutations
 from .config import DEFAULT_CONFIG, MutationConfig
+from .duplication import Block, duplicate_blocks, duplication_candidates, feature_blocks
 from .individual import Fitness, Individual, same_genome
 from .mutations import THESIS_MUTATIONS
 from .registry import (
@@ -30,6 +32,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "KINDS",
     "THESIS_MUTATIONS",
+    "Block",
     "Effect",
     "Fitness",
     "Individual",
@@ -38,6 +41,9 @@ __all__ = [
     "OperatorInfo",
     "PluginError",
     "admits",
+    "duplicate_blocks",
+    "duplication_candidates",
+    "feature_blocks",
     "get",
     "layer_census",
     "make_toolbox",

@@ -45,6 +45,9 @@ class TrainSpec:
     channels_last: bool | None = None
     augment: bool | None = None
     eval_batch_size: int = 1024
+    #: Distillation toward a teacher's logits (used only when ``train`` gets a teacher).
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
 
 
 @attrs.frozen
@@ -127,16 +130,34 @@ def evaluate(
     return correct.item() / len(y)
 
 
+def distillation_loss(
+    logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL divergence from the teacher's to the student's temperature-softened outputs, scaled
+    by T^2 so its gradients keep their size as T changes (Hinton et al. 2015)."""
+    t = temperature
+    return F.kl_div(
+        F.log_softmax(logits.float() / t, dim=1),
+        F.log_softmax(teacher_logits.float() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
+
+
 def train(
     model: nn.Module,
     data: Dataset,
     spec: TrainSpec = TrainSpec(),
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    teacher: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split; validate after every epoch.
 
     ``on_epoch`` receives each epoch's metrics; raising :class:`StopTraining` from it ends
-    training (accelerated extinction uses this). Deterministic on CPU for a given ``spec.seed``.
+    training (accelerated extinction uses this). With a ``teacher`` (mimicry) the loss is
+    ``(1 - w) * cross-entropy + w * distillation`` with ``w = spec.distill_weight``, toward the
+    teacher's logits at ``spec.distill_temperature``. Deterministic on CPU for a given
+    ``spec.seed``.
     """
     device = resolve_device(spec.device)
     cuda = device.type == "cuda"
@@ -151,6 +172,10 @@ def train(
     x_train = data.x_train.to(device, memory_format=fmt)
     y_train = data.y_train.to(device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    if teacher is not None:
+        teacher.to(device, memory_format=fmt).eval()
+        teacher.requires_grad_(False)
+    w = spec.distill_weight if teacher is not None else 0.0
 
     n = len(y_train)
     # Whole batches only: a last batch of one image breaks batch norm on 1x1 maps.
@@ -184,7 +209,14 @@ def train(
             if augment:
                 xb = random_crop_flip(xb, 4, generator).contiguous(memory_format=fmt)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(xb), yb, label_smoothing=spec.label_smoothing)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=spec.label_smoothing)
+                if w:
+                    with torch.no_grad():
+                        target = teacher(xb)
+                    loss = (1 - w) * loss + w * distillation_loss(
+                        logits, target, spec.distill_temperature
+                    )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -321,6 +321,11 @@ def _limit_options(f):
     """``--generations``, ``--time-budget`` and ``--max-evaluations``, shared by evolve and
     resume."""
     f = click.option(
+        "--max-epochs",
+        type=click.IntRange(0),
+        help="Stop after this many training epochs in all (0: none).",
+    )(f)
+    f = click.option(
         "--max-evaluations", type=click.IntRange(0), help="Stop after this many trainings."
     )(f)
     f = click.option(
@@ -372,6 +377,13 @@ def _run_search(engine, console) -> None:
     "--init", help="First population: minimal, random or zoo:NAME[,NAME] [default: random]."
 )
 @click.option("--max-params", type=click.IntRange(0), help="Largest genome allowed (0: none).")
+@click.option(
+    "--strategy",
+    "-s",
+    multiple=True,
+    help="Strategy or preset (tournament, ag-evolution, eigen, nsga2, or a plugin's; see"
+    " `ecogen plugins`); repeat to combine [default: tournament].",
+)
 @click.option("--seed", type=int, help="[default: 0]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
 @click.option(
@@ -394,7 +406,7 @@ def evolve(config_file: str | None, **flags) -> None:
     from . import config as cfg
 
     values = cfg.load(config_file) if config_file else {}
-    values.update({k: v for k, v in flags.items() if v is not None})
+    values.update({k: v for k, v in flags.items() if v is not None and v != ()})
     experiment = cfg.from_dict(values)
     if not experiment.run_dir:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -432,7 +444,7 @@ def resume(run_dir: str, **limits) -> None:
         store.close()
         raise RunError(
             f"{run_dir}: this run is complete; raise a limit to go on"
-            " (--generations, --time-budget or --max-evaluations)"
+            " (--generations, --time-budget, --max-evaluations or --max-epochs)"
         )
     console = Console(stderr=True)
     with console.status(f"loading {experiment.dataset}"):
@@ -442,8 +454,13 @@ def resume(run_dir: str, **limits) -> None:
 
 @main.command()
 def plugins() -> None:
-    """List the registered operators with the package that provides each."""
+    """List the registered operators, strategies and presets with the package providing each.
+
+    Strategy plugins that were refused (a hook that does not match the specification, a class
+    that cannot be built) are listed with the reason, and the exit status is 1.
+    """
     import operators
+    import strategies
 
     table = operators.registered()
     width = max(len(n) for n in table)
@@ -451,6 +468,21 @@ def plugins() -> None:
     for name, info in table.items():
         effect = str(info.effect) if info.effect else "-"
         click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}")
+    found = strategies.registered(reload=True)
+    width = max(len(n) for n in [*found, *strategies.PRESETS])
+    click.echo("strategies:")
+    for name, info in found.items():
+        summary = info.summary if len(info.summary) <= 72 else info.summary[:71] + "…"
+        click.echo(f"  {name:<{width}}  {info.provider:<13} {summary}")
+    click.echo("presets:")
+    for name, members in strategies.PRESETS.items():
+        click.echo(f"  {name:<{width}}  {' + '.join(m for m, _ in members)}")
+    refused = strategies.refused()
+    if refused:
+        click.echo("refused:")
+        for message in refused.values():
+            click.echo(f"  {message}")
+        raise click.exceptions.Exit(1)
 
 
 if __name__ == "__main__":

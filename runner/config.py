@@ -56,6 +56,15 @@ def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
     raise ConfigError(f"init: must be minimal, random or zoo:NAME[,NAME...], got {value!r}")
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _listed(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
+    if not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"strategy: must name at least one strategy, got {list(value)!r}")
+
+
 def _pair(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
     if len(value) != 2 or not 0 <= value[0] <= value[1]:
         raise ConfigError(f"{attribute.name}: must be [low, high] with 0 <= low <= high")
@@ -80,10 +89,11 @@ class Experiment:
     max_evaluations: int = field(default=0, validator=_not_negative)
     #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
     init: str = field(default="random", validator=_init_check)
-    tournament_size: int = field(default=3, validator=_positive)
     mutations_per_child: tuple[int, int] = field(default=(1, 2), converter=tuple, validator=_pair)
     #: Training epochs of each candidate during the search.
     epochs: int = field(default=8, validator=_positive)
+    #: Training epochs the whole search may spend (0: no limit): equal compute for comparisons.
+    max_epochs: int = field(default=0, validator=_not_negative)
     #: Epochs of the final training of the best genome (0: keep its search weights).
     final_epochs: int = field(default=30, validator=_not_negative)
     batch_size: int = field(default=64, validator=_positive)
@@ -91,6 +101,10 @@ class Experiment:
     schedule: str = field(default="onecycle", validator=_one_of("onecycle", "cosine"))
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)
+    #: Strategies and presets (tournament, ag-evolution, eigen, nsga2), in the order consulted.
+    strategy: tuple[str, ...] = field(default=("tournament",), converter=_names, validator=_listed)
+    #: Options per strategy: ``[strategies.extinction] threshold = "quantile"``.
+    strategies: dict[str, dict[str, Any]] = field(factory=dict)
     mutation: dict[str, Any] = field(factory=dict)
     weights: dict[str, float] = field(factory=dict)
 
@@ -130,13 +144,27 @@ class Experiment:
             raise ConfigError(f"init: no zoo genome {unknown} (zoo: {', '.join(zoo.names())})")
         return names
 
+    def strategy_objects(self) -> list[Any]:
+        """The strategies this experiment names, built with their options."""
+        import strategies
+
+        try:
+            return strategies.create(self.strategy, self.strategies)
+        except strategies.StrategyError as exc:
+            raise ConfigError(str(exc)) from None
+
     def check(self) -> None:
         """Everything that can be checked before any data is loaded or any file written."""
         import operators
+        import strategies
 
         self.mutation_config()
         self.check_weights(operators.names())
         self.zoo_names()
+        try:
+            strategies.Search(self.strategy_objects(), seed=self.seed).objectives()
+        except strategies.StrategyError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def children(self) -> int:
@@ -149,6 +177,12 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 
 def from_dict(values: dict[str, Any]) -> Experiment:
     """An Experiment from TOML-like values; ConfigError names the first bad key."""
+    values = dict(values)
+    if "tournament_size" in values:  # before strategies, the tournament's size was top-level
+        size = values.pop("tournament_size")
+        values.setdefault("strategies", {}).setdefault("tournament", {}).setdefault("size", size)
+    if isinstance(values.get("strategy"), str):
+        values["strategy"] = [values["strategy"]]
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(FIELDS)})")

@@ -58,12 +58,15 @@ class RichReporter:
     def started(self, engine: Any) -> None:
         e = engine.experiment
         limits = [f"{e.generations} generations"]
+        if e.max_epochs:
+            limits.append(f"{e.max_epochs} training epochs")
         if e.time_budget:
             limits.append(f"{_clock(e.time_budget)} budget")
         if e.max_evaluations:
             limits.append(f"{e.max_evaluations} evaluations")
         self.console.print(
-            f"[bold]ecogen evolve[/] {e.dataset}: population {e.population},"
+            f"[bold]ecogen evolve[/] {e.dataset}: strategy {'+'.join(engine.search.names)},"
+            f" population {e.population},"
             f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {engine.device}"
             f" -> {engine.run_dir}"
         )
@@ -73,20 +76,21 @@ class RichReporter:
         self._update(engine, f"training {individual.id}")
 
     def evaluated(self, engine: Any, individual: Any, result: dict) -> None:
-        from .engine import _rank
+        from strategies import rank_key
 
         evaluated = [i for i in engine.population if i.fitness.valid and i is not individual]
-        best = max([*evaluated, individual], key=_rank)
+        best = max([*evaluated, individual], key=rank_key)
         params = best.evaluation.get("params") or 0
         self.best = f"{best.fitness.values[0]:.2%} ({params:,} params)"
-        if result["status"] != "ok":
+        if result["status"] == "failed":
             self.console.print(f"[yellow]{individual.id} failed:[/] {result['reason']}")
         self._update(engine, "")
 
     def generation_done(self, engine: Any, record: dict) -> None:
         self.console.print(
             f"gen {record['gen']:>3}  evals {record['evals']:>3}  reused {record['reused']:>3}"
-            f"  failed {record['failed']:>2}  val max {record['max']:.2%}"
+            f"  failed {record['failed']:>2}  extinct {record.get('extinct', 0):>2}"
+            f"  val max {record['max']:.2%}"
             f"  mean {record['mean']:.2%}  best params {record['params'] or 0:,}"
             f"  [dim]{_clock(record['seconds'])}[/]"
         )

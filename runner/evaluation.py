@@ -13,14 +13,20 @@ from genomics import Genome, canonical_hash, dumps, parameter_counts
 
 
 def evaluate_candidate(
-    genome: Genome, data: Any, spec: Any, on_epoch: Callable | None = None
+    genome: Genome,
+    data: Any,
+    spec: Any,
+    on_epoch: Callable | None = None,
+    teacher: Any = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Train ``genome`` by ``spec`` and return ``(result, model)``.
+    """Train ``genome`` by ``spec`` (distilling from ``teacher`` when given) and return
+    ``(result, model)``.
 
-    The result holds ``status`` (``ok`` or ``failed``), ``reason``, ``fitness`` (validation
-    accuracy, 0 on failure: the worst), ``val_accuracy``, ``params``, ``flops``, ``epochs``,
-    ``seconds`` and the per-epoch ``history``. Any exception or a diverging loss becomes a failed
-    result; only KeyboardInterrupt escapes. ``model`` is None on failure.
+    The result holds ``status`` (``ok``, ``stopped`` when ``on_epoch`` ended the training, or
+    ``failed``), ``reason``, ``fitness`` (validation accuracy, 0 on failure: the worst),
+    ``val_accuracy``, ``params``, ``size_bytes``, ``flops``, ``epochs``, ``seconds`` and the
+    per-epoch ``history``. Any exception or a diverging loss becomes a failed result; only
+    KeyboardInterrupt escapes. ``model`` is None on failure.
     """
     import time
 
@@ -31,7 +37,7 @@ def evaluate_candidate(
     try:
         params = sum(parameter_counts(genome).values())
         model = ph.compile_genome(genome, seed=spec.seed)
-        trained = ph.train(model, data, spec, on_epoch=on_epoch)
+        trained = ph.train(model, data, spec, on_epoch=on_epoch, teacher=teacher)
         history = [
             {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}
             for h in trained.history
@@ -40,6 +46,7 @@ def evaluate_candidate(
             return _failed(f"diverged: {trained.reason}", params, history, start), None
         model.cpu()
         flops = ph.count_flops(model, data.input_shape)
+        size = ph.size_bytes(model)
     except Exception as exc:
         _free_cuda()
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -48,11 +55,12 @@ def evaluate_candidate(
         result["metrics"] = {"where": f"{where.filename}:{where.lineno}"}
         return result, None
     return {
-        "status": "ok",
+        "status": "stopped" if trained.status == "stopped" else "ok",
         "reason": trained.reason,
         "fitness": [trained.val_accuracy],
         "val_accuracy": trained.val_accuracy,
         "params": params,
+        "size_bytes": size,
         "flops": flops,
         "epochs": trained.epochs,
         "seconds": time.perf_counter() - start,
@@ -70,6 +78,7 @@ def _failed(reason: str, params: int | None, history: list, start: float) -> dic
         "fitness": [0.0],
         "val_accuracy": history[-1]["val_accuracy"] if history else None,
         "params": params,
+        "size_bytes": None,
         "flops": None,
         "epochs": len(history),
         "seconds": time.perf_counter() - start,

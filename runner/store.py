@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "ecogen.sqlite"
 
 SCHEMA = """
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     fitness      TEXT NOT NULL,
     val_accuracy REAL,
     params       INTEGER,
+    size_bytes   INTEGER,
     flops        INTEGER,
     epochs       INTEGER NOT NULL DEFAULT 0,
     seconds      REAL NOT NULL DEFAULT 0,
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS individuals (
     operators   TEXT NOT NULL DEFAULT '[]',
     evaluation  INTEGER REFERENCES evaluations (id),
     reused      INTEGER NOT NULL DEFAULT 0,
-    created_at  REAL NOT NULL
+    created_at  REAL NOT NULL,
+    phase       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS individuals_generation ON individuals (generation);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -63,8 +65,26 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     logbook      TEXT NOT NULL,
     rng          TEXT NOT NULL,
     counters     TEXT NOT NULL,
-    created_at   REAL NOT NULL
+    created_at   REAL NOT NULL,
+    strategy     TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    individual  TEXT,
+    data        TEXT NOT NULL DEFAULT '{}',
+    created_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+"""
+
+# Version 1 stores (before strategies) gain the new columns and the events table on open.
+_MIGRATE_FROM_1 = """
+ALTER TABLE evaluations ADD COLUMN size_bytes INTEGER;
+ALTER TABLE individuals ADD COLUMN phase TEXT NOT NULL DEFAULT '';
+ALTER TABLE checkpoints ADD COLUMN strategy TEXT NOT NULL DEFAULT '{}';
 """
 
 
@@ -94,6 +114,16 @@ class Store:
         version = self.get_meta("schema_version")
         if version is None:
             raise StoreError(f"{self.path}: not an ecogen run store")
+        if int(version) == 1:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                for statement in _MIGRATE_FROM_1.strip().splitlines():
+                    self.db.execute(statement)
+                for statement in SCHEMA.split(";"):
+                    if "events" in statement:
+                        self.db.execute(statement)
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
+            version = "2"
         if int(version) != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: run store schema {version}, this ecogen reads {SCHEMA_VERSION}"
@@ -137,8 +167,8 @@ class Store:
     def add_evaluation(self, individual: str, genome_hash: str, result: dict[str, Any]) -> int:
         cur = self.db.execute(
             "INSERT INTO evaluations (individual, genome_hash, status, reason, fitness,"
-            " val_accuracy, params, flops, epochs, seconds, history, metrics, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " val_accuracy, params, size_bytes, flops, epochs, seconds, history, metrics,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 individual,
                 genome_hash,
@@ -147,6 +177,7 @@ class Store:
                 json.dumps(result["fitness"]),
                 result.get("val_accuracy"),
                 result.get("params"),
+                result.get("size_bytes"),
                 result.get("flops"),
                 result.get("epochs", 0),
                 result.get("seconds", 0.0),
@@ -177,9 +208,12 @@ class Store:
         operators: list[str],
         evaluation: int,
         reused: bool,
+        phase: str = "",
     ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO individuals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO individuals (id, generation, genome_hash, genome, parents,"
+            " operators, evaluation, reused, created_at, phase)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 id,
                 generation,
@@ -190,6 +224,7 @@ class Store:
                 evaluation,
                 int(reused),
                 time.time(),
+                phase,
             ),
         )
 
@@ -210,18 +245,19 @@ class Store:
             yield out
 
     def count(self, table: str, where: str = "1") -> int:
-        assert table in ("evaluations", "individuals", "checkpoints")
+        assert table in ("evaluations", "individuals", "checkpoints", "events")
         return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
 
     # --- checkpoints ---
 
     def save_checkpoint(self, generation: int, **parts: Any) -> None:
         """One generation's state in one transaction: the population ids, hall of fame ids,
-        logbook, random-number-generator states and counters."""
+        logbook, random-number-generator states, counters and the strategies' state."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO checkpoints (generation, population, hall_of_fame,"
+                " logbook, rng, counters, created_at, strategy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     generation,
                     json.dumps(parts["population"]),
@@ -230,8 +266,11 @@ class Store:
                     json.dumps(parts["rng"]),
                     json.dumps(parts["counters"]),
                     time.time(),
+                    json.dumps(parts.get("strategy", {})),
                 ),
             )
+            for event in parts.get("events", ()):
+                self._insert_event(**event)
 
     def last_checkpoint(self) -> dict[str, Any] | None:
         row = self.db.execute(
@@ -240,9 +279,41 @@ class Store:
         if row is None:
             return None
         out = dict(row)
-        for key in ("population", "hall_of_fame", "logbook", "rng", "counters"):
+        for key in ("population", "hall_of_fame", "logbook", "rng", "counters", "strategy"):
             out[key] = json.loads(out[key])
         return out
+
+    # --- events ---
+
+    def add_event(
+        self,
+        generation: int,
+        source: str,
+        kind: str,
+        individual: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """What a strategy or the engine did: a phase change, an extinction, a proposal."""
+        self._insert_event(generation, source, kind, individual, data)
+
+    def _insert_event(
+        self,
+        generation: int,
+        source: str,
+        kind: str,
+        individual: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (generation, source, kind, individual, data, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (generation, source, kind, individual, json.dumps(data or {}), time.time()),
+        )
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT * FROM events" + (" WHERE kind = ?" if kind else "") + " ORDER BY id"
+        rows = self.db.execute(query, (kind,) if kind else ()).fetchall()
+        return [{**dict(row), "data": json.loads(row["data"])} for row in rows]
 
 
 def _evaluation(row: sqlite3.Row) -> dict[str, Any]:

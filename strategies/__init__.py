@@ -1,6 +1,82 @@
-"""Search strategies (selection, succession, extinction, duplication, mimicry) as plugins.
+"""Search strategies (selection, succession, extinction, duplication, mimicry, NSGA-II) as
+pluggy plugins, their registry and presets.
 
-Imports genomics, operators and deap, never torch: a strategy sees metrics as numbers.
+Imports genomics, operators and deap, never torch: a strategy sees metrics as numbers. The hook
+specification is :class:`StrategySpec`; docs/writing-a-strategy.md walks through a plugin.
 """
 
-__all__: list[str] = []
+from .aggressive import Aggressive
+from .base import Strategy, StrategyError, accuracy_at, at_least, best_first, pair, rank_key
+from .classic import Roulette, Tournament, UniformRandom, default_parents, default_survivors
+from .eigen import Duplication, Extinction, Mimicry, Succession
+from .nsga2 import NSGA2
+from .registry import (
+    ENTRY_POINT_GROUP,
+    PRESETS,
+    StrategyInfo,
+    create,
+    expand,
+    get,
+    names,
+    options,
+    plugin_manager,
+    refused,
+    register,
+    registered,
+)
+from .search import OBJECTIVES, Search
+from .spec import (
+    HOOKS,
+    Context,
+    Distill,
+    GenerationPlan,
+    Proposal,
+    Stop,
+    StrategySpec,
+    hookimpl,
+    hookspec,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "HOOKS",
+    "NSGA2",
+    "OBJECTIVES",
+    "PRESETS",
+    "Aggressive",
+    "Context",
+    "Distill",
+    "Duplication",
+    "Extinction",
+    "GenerationPlan",
+    "Mimicry",
+    "Proposal",
+    "Roulette",
+    "Search",
+    "Stop",
+    "Strategy",
+    "StrategyError",
+    "StrategyInfo",
+    "StrategySpec",
+    "Succession",
+    "Tournament",
+    "UniformRandom",
+    "accuracy_at",
+    "at_least",
+    "best_first",
+    "create",
+    "default_parents",
+    "default_survivors",
+    "expand",
+    "get",
+    "hookimpl",
+    "hookspec",
+    "names",
+    "options",
+    "pair",
+    "plugin_manager",
+    "rank_key",
+    "refused",
+    "register",
+    "registered",
+]

@@ -1,0 +1,101 @@
+"""A convenience base class for strategies, and helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from .spec import Context, hookimpl
+
+
+class StrategyError(ValueError):
+    """A strategy's option or output is wrong; the message names the strategy."""
+
+
+class Strategy:
+    """Base class for strategies: a ``name`` and state saved in checkpoints.
+
+    Subclasses (usually ``attrs.define`` classes whose fields are the options) list the
+    attributes that change during a run in ``state_fields``; the base class saves and restores
+    them under the strategy's name. Override :meth:`get_state` and :meth:`set_state` for state
+    that is not plain JSON.
+    """
+
+    name: ClassVar[str] = ""
+    state_fields: ClassVar[tuple[str, ...]] = ()
+
+    def get_state(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.state_fields}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for field, value in state.items():
+            setattr(self, field, value)
+
+    @hookimpl
+    def ecogen_save_state(self, state: dict) -> None:
+        own = self.get_state()
+        if own:
+            state[self.name] = own
+
+    @hookimpl
+    def ecogen_load_state(self, state: dict) -> None:
+        if self.name in state:
+            self.set_state(state[self.name])
+
+    def record(self, context: Context, kind: str, individual: str | None = None, **data: Any):
+        """Write an event, signed with this strategy's name, to the run store."""
+        context.record(kind, source=self.name, individual=individual, **data)
+
+
+def rank_key(individual: Any) -> tuple[float, float]:
+    """Sort key, larger is better: the first fitness value, then the smaller network (validation
+    accuracy saturates on small data, and then size is what tells candidates apart)."""
+    params = individual.evaluation.get("params") if individual.evaluation else None
+    return (individual.fitness.wvalues[0], -params if params is not None else -float("inf"))
+
+
+def best_first(individuals: Sequence[Any]) -> list[Any]:
+    """``individuals`` sorted best first by :func:`rank_key` (stable: earlier wins ties)."""
+    return sorted(individuals, key=rank_key, reverse=True)
+
+
+def accuracy_at(individual: Any, epoch: int) -> float | None:
+    """The validation accuracy ``individual`` had after ``epoch`` epochs (None if it did not
+    train that long)."""
+    for row in (individual.evaluation or {}).get("history", ()):
+        if row["epoch"] == epoch:
+            return row["val_accuracy"]
+    return None
+
+
+def at_least(low: float, kind: type = int):
+    """An attrs validator: a number of ``kind`` >= ``low``; the error names the option."""
+
+    def check(inst: Any, attribute: Any, value: Any) -> None:
+        number = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
+        if not number or isinstance(value, bool) or value < low:
+            raise StrategyError(
+                f"strategies.{inst.name}.{attribute.name}: must be {kind.__name__} >= {low},"
+                f" got {value!r}"
+            )
+
+    return check
+
+
+def pair(inst: Any, attribute: Any, value: Any) -> None:
+    """An attrs validator for ``[low, high]`` integer ranges (None allowed: not set)."""
+    if value is None:
+        return
+    if (
+        len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or not 0 <= value[0] <= value[1]
+    ):
+        raise StrategyError(
+            f"strategies.{inst.name}.{attribute.name}: must be [low, high] integers with"
+            f" 0 <= low <= high, got {value!r}"
+        )
+
+
+def to_pair(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
