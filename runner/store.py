@@ -270,7 +270,7 @@ class Store:
                 ),
             )
             for event in parts.get("events", ()):
-                self._insert_event(**event)
+                self.add_event(**event)
 
     def last_checkpoint(self) -> dict[str, Any] | None:
         row = self.db.execute(
@@ -294,16 +294,6 @@ class Store:
         data: dict[str, Any] | None = None,
     ) -> None:
         """What a strategy or the engine did: a phase change, an extinction, a proposal."""
-        self._insert_event(generation, source, kind, individual, data)
-
-    def _insert_event(
-        self,
-        generation: int,
-        source: str,
-        kind: str,
-        individual: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
         self.db.execute(
             "INSERT INTO events (generation, source, kind, individual, data, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",

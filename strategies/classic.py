@@ -6,7 +6,7 @@ import attrs
 from deap import tools
 
 from .base import Strategy, at_least, best_first
-from .spec import Context, hookimpl
+from .spec import hookimpl
 
 
 @attrs.define
@@ -51,6 +51,6 @@ def default_parents(population: list, count: int) -> list:
     return tools.selTournament(population, count, min(3, len(population)))
 
 
-def default_survivors(candidates: list, count: int, context: Context | None = None) -> list:
+def default_survivors(candidates: list, count: int) -> list:
     """The engine's survival when no strategy chooses: the ``count`` best, (mu + lambda)."""
     return best_first(candidates)[:count]
