@@ -71,7 +71,9 @@ def load(name: str, seed: int) -> ph.Dataset:
 
 
 def run_one(workdir: Path, data: ph.Dataset, seed: int, label: str, **config) -> dict:
-    run_dir = workdir / f"{data.name}-{label}-{seed}"
+    # Each part has its own directory: both have an "eigen" run per dataset and seed.
+    part = "budget" if "max_epochs" in config else "generations"
+    run_dir = workdir / part / f"{data.name}-{label}-{seed}"
     experiment = cfg.from_dict(
         {
             "dataset": data.name,

@@ -3,11 +3,13 @@
 Imports neither torch nor deap, so that operators and strategies stay light.
 """
 
+from .blocks import pattern_residual_block, sep_module
 from .builders import classifier_node, minimal, random_genome, retarget
 from .codec import dumps, from_dict, loads, to_dict
 from .errors import GenomeError
 from .genes import (
     ACTIVATIONS,
+    BINARY_SCALES,
     DROPOUT_KINDS,
     GENE_TYPES,
     JOINS,
@@ -24,10 +26,19 @@ from .genes import (
 )
 from .genome import SCHEMA_VERSION, Genome, Node
 from .hashing import canonical_hash
-from .validation import DEFAULT_BOUNDS, Bounds, Shape, infer_shapes, parameter_counts, validate
+from .validation import (
+    DEFAULT_BOUNDS,
+    Bounds,
+    Shape,
+    infer_shapes,
+    parameter_counts,
+    storage_bytes,
+    validate,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "BINARY_SCALES",
     "DEFAULT_BOUNDS",
     "DROPOUT_KINDS",
     "GENE_TYPES",
@@ -56,8 +67,11 @@ __all__ = [
     "loads",
     "minimal",
     "parameter_counts",
+    "pattern_residual_block",
     "random_genome",
     "retarget",
+    "sep_module",
+    "storage_bytes",
     "to_dict",
     "validate",
 ]

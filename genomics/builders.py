@@ -47,15 +47,26 @@ def random_genome(
     kernels: tuple[int, ...] = (1, 3, 5),
     max_dense: int = 2,
     bounds: Bounds = DEFAULT_BOUNDS,
+    binarize: float = 0.0,
+    dropout_kinds: tuple[str, ...] = ("bernoulli",),
 ) -> Genome:
     """A random valid genome: a convolutional trunk with pooling, dropout and skip or
-    concatenation joins, then a head of up to ``max_dense`` hidden dense layers.
+    concatenation joins, then a head of up to ``max_dense`` hidden dense layers. Each k x k
+    convolution is pattern-binarized with probability ``binarize``; dropout layers draw their
+    kind from ``dropout_kinds``.
 
     Every choice comes from ``rng``, so a hypothesis ``randoms()`` instance makes it shrinkable.
     A draw over ``bounds`` (too many parameters, say) is drawn again, up to 50 times; then the
     minimal genome is returned.
     """
-    kwargs = dict(max_convs=max_convs, channels=channels, kernels=kernels, max_dense=max_dense)
+    kwargs = dict(
+        max_convs=max_convs,
+        channels=channels,
+        kernels=kernels,
+        max_dense=max_dense,
+        binarize=binarize,
+        dropout_kinds=tuple(dropout_kinds),
+    )
     for _ in range(50):
         try:
             return _random_genome(rng, input_shape, num_classes, bounds=bounds, **kwargs)
@@ -74,8 +85,19 @@ def _random_genome(
     kernels: tuple[int, ...],
     max_dense: int,
     bounds: Bounds,
+    binarize: float,
+    dropout_kinds: tuple[str, ...],
 ) -> Genome:
     ids = _Ids()
+
+    # The defaults draw nothing extra, so a seed gives the genome it gave before these options.
+    def dropout() -> Dropout:
+        rate = round(rng.uniform(0.05, 0.5), 2)
+        kind = rng.choice(dropout_kinds) if len(dropout_kinds) > 1 else dropout_kinds[0]
+        if kind == "evolutional":
+            return Dropout(kind=kind, samples=round(1.0 - rate, 2), per_channel=rng.random() < 0.5)
+        return Dropout(rate, kind=kind)
+
     nodes = [Node("input", Input())]
     c, h, w = input_shape
     trunk: list[tuple[str, tuple[int, int, int]]] = [("input", (c, h, w))]
@@ -97,7 +119,10 @@ def _random_genome(
         out = rng.choice(channels)
         h, w = (h + 2 * (k // 2) - k) // stride + 1, (w + 2 * (k // 2) - k) // stride + 1
         c = out
-        cur = emit("conv", Conv(out, kernel=k, stride=stride), (cur,), (c, h, w))
+        binarized = k > 1 and binarize > 0 and rng.random() < binarize
+        scale = rng.choice(["filter", "offset"]) if binarized else "filter"
+        conv = Conv(out, kernel=k, stride=stride, binarized=binarized, binary_scale=scale)
+        cur = emit("conv", conv, (cur,), (c, h, w))
         if rng.random() < 0.25 and len(trunk) > 2:
             other, _shape = rng.choice(trunk[:-1])
             if rng.random() < 0.5:
@@ -110,7 +135,7 @@ def _random_genome(
             h, w = h // 2, w // 2
             cur = emit("pool", Pool(mode, kernel=2), (cur,), (c, h, w))
         if rng.random() < 0.15:
-            cur = emit("dropout", Dropout(round(rng.uniform(0.05, 0.5), 2)), (cur,), (c, h, w))
+            cur = emit("dropout", dropout(), (cur,), (c, h, w))
 
     # Head: global pooling, or flattening (implicit in dense) when the map is small.
     if c * h * w > 1024 or rng.random() < 0.6:
@@ -123,7 +148,7 @@ def _random_genome(
         cur = node_id
         if rng.random() < 0.3:
             node_id = ids("dropout")
-            nodes.append(Node(node_id, Dropout(round(rng.uniform(0.05, 0.5), 2)), (cur,)))
+            nodes.append(Node(node_id, dropout(), (cur,)))
             cur = node_id
     nodes.append(Node("classifier", Dense(num_classes, activation="none"), (cur,)))
     nodes.append(Node("output", Output(), ("classifier",)))

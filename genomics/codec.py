@@ -2,13 +2,15 @@
 
 A document looks like::
 
-    {"schema_version": 1, "input_shape": [1, 28, 28], "num_classes": 10,
+    {"schema_version": 2, "input_shape": [1, 28, 28], "num_classes": 10,
      "nodes": [{"id": "input", "type": "input"},
                {"id": "conv1", "type": "conv", "inputs": ["input"], "out_channels": 6, ...},
                ...]}
 
 Each node is flat: ``id``, ``type`` (the gene tag), ``inputs`` and the gene's own fields.
 Unknown types, unknown fields and other schema versions are refused with the place named.
+Schema 1 documents (before binarization scales and evolutional dropout settings) still load: the
+fields schema 2 added take their defaults, and a schema 1 document may not use them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from .genome import SCHEMA_VERSION, Genome, Node
 from .validation import DEFAULT_BOUNDS, Bounds, validate
 
 _NODE_KEYS = ("id", "type", "inputs")
+#: Gene fields each schema version added, by gene type.
+_ADDED_IN = {2: {"conv": {"binary_scale", "binary_offset"}, "dropout": {"samples", "per_channel"}}}
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 
 
 def _strict(kind: type, name: str):
@@ -110,6 +115,19 @@ def _problems(exc: BaseException, path: str) -> list[str]:
     return [f"{path}: {exc}"]
 
 
+def _refuse_newer_fields(nodes: list, version: int) -> None:
+    for newer, added in _ADDED_IN.items():
+        if version >= newer:
+            continue
+        for i, node in enumerate(nodes):
+            if isinstance(node, dict) and (
+                late := sorted(added.get(node.get("type"), set()) & set(node))
+            ):
+                raise GenomeError(
+                    f"nodes[{i}].{late[0]}: a schema {newer} field in a schema {version} document"
+                )
+
+
 def to_dict(genome: Genome) -> dict[str, Any]:
     """The JSON-ready document of ``genome``."""
     return {
@@ -127,9 +145,10 @@ def from_dict(doc: Any, bounds: Bounds = DEFAULT_BOUNDS, *, check: bool = True) 
     version = doc.get("schema_version")
     if version is None:
         raise GenomeError("schema_version: required field missing")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
         raise GenomeError(
-            f"schema_version: unsupported version {version!r} (this ecogen reads {SCHEMA_VERSION})"
+            f"schema_version: unsupported version {version!r} (this ecogen reads {readable})"
         )
     extra = sorted(set(doc) - {"schema_version", "input_shape", "num_classes", "nodes"})
     if extra:
@@ -141,6 +160,7 @@ def from_dict(doc: Any, bounds: Bounds = DEFAULT_BOUNDS, *, check: bool = True) 
         raise GenomeError("nodes: must be a list")
     if not isinstance(doc["input_shape"], list) or len(doc["input_shape"]) != 3:
         raise GenomeError(f"input_shape: must be [C, H, W], got {doc['input_shape']!r}")
+    _refuse_newer_fields(doc["nodes"], version)
     try:
         nodes = _converter.structure(doc["nodes"], list[Node])
         genome = Genome(

@@ -30,8 +30,11 @@ ACTIVATIONS = (
     "none",
 )
 POOL_MODES = ("max", "avg")
-#: Dropout kinds the compiler can build. ``evolutional`` joins when its layer exists.
-DROPOUT_KINDS = ("bernoulli",)
+#: Dropout kinds: ``bernoulli`` (standard) and ``evolutional`` (multinomial, data-dependent).
+DROPOUT_KINDS = ("bernoulli", "evolutional")
+#: How a binarized convolution scales its signs: ``filter`` (alpha = mean |W| per output filter)
+#: or ``offset`` (one constant per layer, ``binary_offset``).
+BINARY_SCALES = ("filter", "offset")
 
 
 # Validators are small callable classes (as attrs' own are) so that every error names the
@@ -81,6 +84,15 @@ def _int(low: int) -> list:
 _BOOL = _Type((bool,), "true or false")
 
 
+def _number(default: float):
+    # An integer becomes a float so that 0 and 0.0 are one genome (and one hash).
+    return field(
+        default=default,
+        converter=lambda v: float(v) if type(v) is int else v,
+        validator=_Type((float,), "a number"),
+    )
+
+
 @frozen
 class Input:
     """The image input; the genome holds its shape."""
@@ -100,7 +112,9 @@ class Conv:
     """2-D convolution, then optional batch norm, then activation.
 
     ``padding`` defaults to ``kernel // 2`` ("same" at stride 1). ``binarized`` marks a k x k
-    (k > 1) convolution whose weights are pattern-binarized (1-bit signs times a per-filter scale).
+    (k > 1) convolution whose weights are pattern-binarized: 1-bit signs times a scale, either
+    ``alpha = mean |W|`` of each output filter (``binary_scale="filter"``) or the constant
+    ``binary_offset`` for the whole layer (``binary_scale="offset"``, 0.06 by default).
     """
 
     TYPE: ClassVar[str] = "conv"
@@ -115,8 +129,12 @@ class Conv:
     batch_norm: bool = field(default=True, validator=_BOOL)
     activation: str = field(default="relu", validator=_OneOf(ACTIVATIONS))
     binarized: bool = field(default=False, validator=_BOOL)
+    binary_scale: str = field(default="filter", validator=_OneOf(BINARY_SCALES))
+    binary_offset: float = _number(0.06)
 
     def __attrs_post_init__(self) -> None:
+        if not 0.0 < self.binary_offset < 1e3:
+            raise GenomeError(f"binary_offset: must be > 0, got {self.binary_offset}")
         if self.padding >= self.kernel:
             raise GenomeError(f"padding: must be < kernel ({self.kernel}), got {self.padding}")
         if self.out_channels % self.groups:
@@ -152,20 +170,26 @@ class Pool:
 
 @frozen
 class Dropout:
-    """Dropout with drop probability ``rate``; identity at evaluation."""
+    """Dropout; identity at evaluation.
+
+    ``bernoulli`` drops each unit with probability ``rate``. ``evolutional`` draws
+    ``k = samples * d`` units (at least one) from a multinomial whose probabilities follow the
+    mini-batch's second moments of the ``d`` units, and rescales so the output is unbiased;
+    ``per_channel`` treats each channel of a feature map as one unit. Each kind ignores the
+    other kind's fields.
+    """
 
     TYPE: ClassVar[str] = "dropout"
-    # An integer rate becomes a float so that 0 and 0.0 are one genome (and one hash).
-    rate: float = field(
-        default=0.5,
-        converter=lambda v: float(v) if type(v) is int else v,
-        validator=_Type((float,), "a number"),
-    )
+    rate: float = _number(0.5)
     kind: str = field(default="bernoulli", validator=_OneOf(DROPOUT_KINDS))
+    samples: float = _number(1.0)
+    per_channel: bool = field(default=True, validator=_BOOL)
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.rate < 1.0:
             raise GenomeError(f"rate: must be in [0, 1), got {self.rate}")
+        if not 0.0 < self.samples <= 16.0:
+            raise GenomeError(f"samples: must be in (0, 16], got {self.samples}")
 
 
 @frozen
@@ -202,10 +226,20 @@ JOINS = (Add, Concat)
 
 
 def canonical_fields(gene: Any) -> dict[str, Any]:
-    """The fields that determine what a gene computes (global pooling ignores its window)."""
+    """The fields that determine what a gene computes: global pooling ignores its window, each
+    dropout kind the other's fields, a full-precision convolution its binarization fields. Fields
+    added after schema 1 are left out at their defaults, so older genomes keep their hashes."""
     values = attrs.asdict(gene)
     if isinstance(gene, Pool) and gene.global_pool:
         return {"mode": gene.mode, "global_pool": True}
+    if isinstance(gene, Conv):
+        if not gene.binarized or gene.binary_scale == "filter":
+            del values["binary_offset"], values["binary_scale"]
+    if isinstance(gene, Dropout):
+        if gene.kind == "bernoulli":
+            del values["samples"], values["per_channel"]
+        else:
+            del values["rate"]
     return values
 
 

@@ -12,7 +12,8 @@ from attrs import field, frozen
 from .errors import GenomeError
 from .genes import Gene
 
-SCHEMA_VERSION = 1
+#: Version written by this ecogen; :mod:`genomics.codec` also reads the versions before it.
+SCHEMA_VERSION = 2
 _ID = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 

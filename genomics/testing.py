@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from .builders import random_genome
 from .codec import to_dict
+from .genes import DROPOUT_KINDS
 from .genome import Genome
 from .validation import DEFAULT_BOUNDS, Bounds
 
@@ -26,13 +27,25 @@ def genomes(
     num_classes: st.SearchStrategy[int] | None = None,
     max_convs: int = 6,
     bounds: Bounds = DEFAULT_BOUNDS,
+    binarize: float = 0.2,
+    dropout_kinds: tuple[str, ...] = DROPOUT_KINDS,
 ) -> Genome:
     """Valid genomes within ``bounds`` (input shapes from SMALL_SHAPES and 2-12 classes unless
-    given); every choice is a hypothesis draw, so failures shrink."""
+    given), with every gene kind: some k x k convolutions pattern-binarized (probability
+    ``binarize``), dropout of every kind. Every choice is a hypothesis draw, so failures
+    shrink."""
     rng = draw(st.randoms(use_true_random=False))
     shape = draw(input_shapes if input_shapes is not None else st.sampled_from(SMALL_SHAPES))
     classes = draw(num_classes if num_classes is not None else st.integers(2, 12))
-    return random_genome(rng, shape, classes, max_convs=max_convs, bounds=bounds)
+    return random_genome(
+        rng,
+        shape,
+        classes,
+        max_convs=max_convs,
+        bounds=bounds,
+        binarize=binarize,
+        dropout_kinds=dropout_kinds,
+    )
 
 
 # Each corruption breaks one node of a valid document and names the field the error must name.
@@ -44,6 +57,9 @@ _CORRUPTIONS: dict[str, tuple[type | None, str, Any]] = {
     "unknown activation": ("conv", "activation", "swishy"),
     "negative units": ("dense", "units", -3),
     "rate of one": ("dropout", "rate", 1.0),
+    "no samples": ("dropout", "samples", 0.0),
+    "unknown dropout kind": ("dropout", "kind", "gaussian"),
+    "unknown binary scale": ("conv", "binary_scale", "row"),
     "bad pool mode": ("pool", "mode", "median"),
     "unknown field": (None, "colour", "blue"),
     "unknown type": (None, "type", "lstm"),

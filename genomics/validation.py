@@ -215,6 +215,26 @@ def validate(genome: Genome, bounds: Bounds = DEFAULT_BOUNDS) -> Genome:
     return genome
 
 
+def storage_bytes(genome: Genome, shapes: dict[str, Shape] | None = None) -> dict[str, int]:
+    """Bytes needed to store each node's parameters, computed from the genes: float32 values,
+    except a binarized convolution's weights at 1 bit each (rounded up per layer) plus a float32
+    per scale (one per output filter, or one per layer with ``binary_scale="offset"``).
+    Equals ``phenotypes.size_bytes`` of the compiled network."""
+    shapes = shapes if shapes is not None else infer_shapes(genome)
+    counts = parameter_counts(genome, shapes)
+    sizes: dict[str, int] = {}
+    for node in genome.nodes:
+        gene = node.gene
+        if isinstance(gene, Conv) and gene.binarized:
+            cin = shapes[node.inputs[0]][0]
+            weights = gene.out_channels * (cin // gene.groups) * gene.kernel**2
+            scales = gene.out_channels if gene.binary_scale == "filter" else 1
+            sizes[node.id] = -(-weights // 8) + 4 * (counts[node.id] - weights + scales)
+        else:
+            sizes[node.id] = 4 * counts[node.id]
+    return sizes
+
+
 def parameter_counts(genome: Genome, shapes: dict[str, Shape] | None = None) -> dict[str, int]:
     """Trainable parameters per node id, computed from the genes (no torch needed)."""
     shapes = shapes if shapes is not None else infer_shapes(genome)

@@ -53,6 +53,9 @@ class MutationConfig:
         default=POOL_MODES, converter=tuple, validator=_subset(POOL_MODES)
     )
     pool_kernel: int = 2
+    #: add_sep_module: groups of the module's 1x1 convolutions and its pattern kernel.
+    sep_groups: int = 4
+    sep_kernel: int = 3
     dense_units: tuple[int, ...] = field(
         default=(32, 64, 128, 256), converter=tuple, validator=_nonempty
     )

@@ -1,4 +1,5 @@
-"""The 15 mutations of the thesis table (SPEC section 1), as registered DEAP operators.
+"""The 15 mutations of the thesis table (SPEC section 1), as registered DEAP operators, and
+``add_sep_module``, which inserts a SEP-Net module (SPEC section 4).
 
 Each transform yields candidate genomes in random order; the registry keeps the first that is
 valid within the run's bounds. Insertions go on an edge (``src -> dst``), so they can land on a
@@ -29,6 +30,7 @@ from genomics import (
     Shape,
     classifier_node,
     infer_shapes,
+    sep_module,
 )
 
 from .config import MutationConfig
@@ -48,13 +50,19 @@ def _fresh_id(genome: Genome, prefix: str) -> str:
 
 def _insert(genome: Genome, src: str, dst: str, pos: int, node: Node) -> Genome:
     """``node`` (reading ``src``) placed on the edge into input ``pos`` of ``dst``."""
+    assert genome.node(dst).inputs[pos] == src
+    return _insert_block(genome, dst, pos, [node])
+
+
+def _insert_block(genome: Genome, dst: str, pos: int, block: list[Node]) -> Genome:
+    """``block`` (nodes reading an existing node, ending in ``block[-1]``) placed on the edge
+    into input ``pos`` of ``dst``."""
     nodes = []
     for n in genome.nodes:
         if n.id == dst:
-            nodes.append(node)
+            nodes += block
             inputs = list(n.inputs)
-            assert inputs[pos] == src
-            inputs[pos] = node.id
+            inputs[pos] = block[-1].id
             n = attrs.evolve(n, inputs=tuple(inputs))
         nodes.append(n)
     return attrs.evolve(genome, nodes=tuple(nodes))
@@ -195,8 +203,15 @@ def add_dropout(genome: Genome, rng: random.Random, config: MutationConfig) -> C
     for src, dst, pos in _shuffled(rng, _edges(genome)):
         if isinstance(genome.node(src).gene, Dropout) or isinstance(genome.node(dst).gene, Dropout):
             continue  # two dropouts in a row are one dropout with a larger rate
-        rate = round(rng.uniform(*config.dropout_rates), 2)
-        gene = Dropout(min(rate, 0.95), kind=rng.choice(config.dropout_kinds))
+        rate = min(round(rng.uniform(*config.dropout_rates), 2), 0.95)
+        kind = rng.choice(config.dropout_kinds)
+        # Evolutional dropout keeps k = samples * d draws; 1 - rate keeps as many as the
+        # Bernoulli dropout of that rate would on average.
+        gene = (
+            Dropout(rate)
+            if kind == "bernoulli"
+            else Dropout(kind=kind, samples=round(1.0 - rate, 2))
+        )
         yield _insert(genome, src, dst, pos, Node(_fresh_id(genome, "dropout"), gene, (src,)))
 
 
@@ -301,6 +316,22 @@ def remove_fully_connected(
     classifier = classifier_node(genome)
     for node in _shuffled(rng, _of(genome, Dense, where=lambda n: n.id != classifier)):
         yield _remove(genome, node.id)
+
+
+@mutation(
+    changes="inserts a SEP-Net module (1x1 group reduce, two pattern residual blocks, 1x1 group "
+    "restore, identity skip) on a trunk edge whose channels sep_groups divides",
+    effect=Effect("conv", +6, also=(("add", +3),)),
+)
+def add_sep_module(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
+    shapes = infer_shapes(genome, config.bounds)
+    groups = config.sep_groups
+    for src, dst, pos in _shuffled(rng, _edges(genome)):
+        channels = shapes[src][0]
+        if _is_map(shapes[src]) and channels % (2 * groups) == 0:
+            prefix = _fresh_id(genome, "sep")
+            block = sep_module(prefix, src, channels, kernel=config.sep_kernel, groups=groups)
+            yield _insert_block(genome, dst, pos, block)
 
 
 #: The thesis table, in its order.

@@ -77,30 +77,39 @@ def layer_census(genome: Genome) -> Counter:
 @frozen
 class Effect:
     """What an operator changes, checkably: ``delta`` layers of ``kind`` (+1 adds one, -1
-    removes one) and no other kind; or, with ``delta == 0``, the ``field`` of one ``kind`` layer
-    and nothing else."""
+    removes one), the ``also`` changes of other kinds (a block insertion: ``also=(("add",
+    3),)``), and nothing else; or, with ``delta == 0``, the ``field`` of one ``kind`` layer and
+    nothing else."""
 
     kind: str
     delta: int
     field: str | None = None
+    also: tuple[tuple[str, int], ...] = ()
 
     def __attrs_post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"effect kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for kind in (self.kind, *(k for k, _ in self.also)):
+            if kind not in KINDS:
+                raise ValueError(f"effect kind: must be one of {', '.join(KINDS)}, got {kind!r}")
         if (self.delta == 0) != (self.field is not None):
             raise ValueError("effect: an alteration (delta 0) names a field; nothing else does")
+        if self.also and self.delta == 0:
+            raise ValueError("effect: an alteration changes one layer; it has no `also`")
 
     def __str__(self) -> str:
         if self.delta == 0:
             return f"{self.kind}.{self.field}"
-        return f"{self.kind} {self.delta:+d}"
+        return ", ".join(f"{k} {d:+d}" for k, d in self._deltas().items())
+
+    def _deltas(self) -> dict[str, int]:
+        return {self.kind: self.delta, **dict(self.also)}
 
     def problems(self, before: Genome, after: Genome) -> list[str]:
         """How ``after`` departs from what this effect says of a mutation of ``before``."""
         counts_before, counts_after = layer_census(before), layer_census(after)
+        deltas = self._deltas()
         problems = []
         for kind in KINDS:
-            want = counts_before[kind] + (self.delta if kind == self.kind else 0)
+            want = counts_before[kind] + deltas.get(kind, 0)
             if counts_after[kind] != want:
                 problems.append(f"{kind} layers: expected {want}, got {counts_after[kind]}")
         if self.delta == 0:
@@ -117,8 +126,9 @@ class Effect:
                 )
                 if not ok:
                     problems.append(f"expected one {self.kind} to change only its {self.field}")
-        elif len(after) - len(before) != self.delta:
-            problems.append(f"nodes: expected {len(before) + self.delta}, got {len(after)}")
+        elif len(after) - len(before) != sum(deltas.values()):
+            want = len(before) + sum(deltas.values())
+            problems.append(f"nodes: expected {want}, got {len(after)}")
         return problems
 
 

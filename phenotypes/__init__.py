@@ -1,10 +1,16 @@
 """Genomes become PyTorch modules: the compiler, the extra layers, training, measurement and
 datasets."""
 
+from .binarize import BinarizationReport, Stage, binarize_and_finetune
 from .checkpoint import load_model, save_model
 from .compiler import ACTIVATION_FUNCTIONS, compile_genome
 from .data import Dataset, DatasetError, load_dataset
-from .layers import PatternBinarizedConv2d
+from .layers import (
+    BinaryPatternConv2d,
+    EvolutionalDropout,
+    PatternBinarizedConv2d,
+    binarize_patterns,
+)
 from .measure import Measurements, count_flops, count_params, latency_ms, measure, size_bytes
 from .training import (
     EpochMetrics,
@@ -20,14 +26,20 @@ from .training import (
 
 __all__ = [
     "ACTIVATION_FUNCTIONS",
+    "BinarizationReport",
+    "BinaryPatternConv2d",
     "Dataset",
     "DatasetError",
     "EpochMetrics",
+    "EvolutionalDropout",
     "Measurements",
     "PatternBinarizedConv2d",
+    "Stage",
     "StopTraining",
     "TrainResult",
     "TrainSpec",
+    "binarize_and_finetune",
+    "binarize_patterns",
     "compile_genome",
     "count_flops",
     "count_params",

@@ -28,7 +28,7 @@ from genomics import (
     infer_shapes,
 )
 
-from .layers import PatternBinarizedConv2d
+from .layers import EvolutionalDropout, PatternBinarizedConv2d
 
 ACTIVATION_FUNCTIONS = {
     "relu": F.relu,
@@ -106,16 +106,13 @@ def _compile(genome: Genome, shapes: dict) -> fx.GraphModule:
         if isinstance(gene, Input):
             values[nid] = b.graph.placeholder("x")
         elif isinstance(gene, Conv):
-            cls = PatternBinarizedConv2d if gene.binarized else nn.Conv2d
-            layer = cls(
-                in_shapes[0][0],
-                gene.out_channels,
-                gene.kernel,
-                stride=gene.stride,
-                padding=gene.padding,
-                groups=gene.groups,
-                bias=gene.bias,
+            conv = dict(
+                stride=gene.stride, padding=gene.padding, groups=gene.groups, bias=gene.bias
             )
+            if gene.binarized:
+                conv.update(scale=gene.binary_scale, offset=gene.binary_offset)
+            cls = PatternBinarizedConv2d if gene.binarized else nn.Conv2d
+            layer = cls(in_shapes[0][0], gene.out_channels, gene.kernel, **conv)
             v = b.module(nid, layer, ins[0])
             if gene.batch_norm:
                 v = b.module(f"{nid}_bn", nn.BatchNorm2d(gene.out_channels), v)
@@ -129,7 +126,11 @@ def _compile(genome: Genome, shapes: dict) -> fx.GraphModule:
                 layer = cls(gene.kernel, gene.stride, gene.padding, ceil_mode=gene.ceil_mode)
                 values[nid] = b.module(nid, layer, ins[0])
         elif isinstance(gene, Dropout):
-            values[nid] = b.module(nid, nn.Dropout(gene.rate), ins[0])
+            if gene.kind == "evolutional":
+                layer = EvolutionalDropout(gene.samples, gene.per_channel)
+            else:
+                layer = nn.Dropout(gene.rate)
+            values[nid] = b.module(nid, layer, ins[0])
         elif isinstance(gene, Dense):
             v = ins[0]
             if len(in_shapes[0]) == 3:

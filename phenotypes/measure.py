@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import time
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ import attrs
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from .layers import BinaryPatternConv2d
 
 
 @attrs.frozen
@@ -23,24 +24,23 @@ class Measurements:
 
 
 def count_params(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable parameters, plus the frozen signs of binarized convolutions (they are the
+    layer's weights, stored at 1 bit)."""
+    frozen = sum(m.sign.numel() for m in model.modules() if isinstance(m, BinaryPatternConv2d))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad) + frozen
 
 
 def size_bytes(model: nn.Module) -> int:
-    """Bytes needed to store the parameters: each weight at its dtype's width, except in modules
-    that declare ``weight_bits`` (binarized convolutions: 1 bit each, rounded up per layer).
-    Batch-norm running statistics are buffers, not parameters, and are not counted."""
+    """Bytes needed to store the parameters: each at its dtype's width, except in modules that
+    say what they store (``stored_bytes``: a binarized convolution's weights cost 1 bit each,
+    rounded up per layer, plus a float32 per scale). Batch-norm running statistics are buffers,
+    not parameters, and are not counted."""
     total = 0
     for module in model.modules():
-        bits = getattr(module, "weight_bits", None)
-        for name, p in module.named_parameters(recurse=False):
-            if bits is not None and name == "weight":
-                total += math.ceil(p.numel() * bits / 8)
-            else:
-                total += p.numel() * p.element_size()
-        if bits is not None:
-            total += module.weight.shape[0] * 4  # one float32 scale per output filter
+        if hasattr(module, "stored_bytes"):
+            total += module.stored_bytes()
+        else:
+            total += sum(p.numel() * p.element_size() for p in module.parameters(recurse=False))
     return total
 
 

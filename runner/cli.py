@@ -95,6 +95,11 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
+def _fmt_size(n: int) -> str:
+    """Bytes as people read them: KiB below a MiB, MiB (two decimals) above."""
+    return f"{n / 1024:,.1f} KiB" if n < 1024**2 else f"{n / 1024**2:,.2f} MiB"
+
+
 @main.command()
 @click.argument("genome")
 @click.option(
@@ -136,6 +141,38 @@ def _fmt_int(n: int) -> str:
     default=None,
     help="Output directory [default: runs/GENOME-DATASET].",
 )
+@click.option(
+    "--binarize-patterns",
+    is_flag=True,
+    help="After training, binarize every k x k convolution (k > 1) and fine-tune the rest.",
+)
+@click.option(
+    "--finetune-epochs",
+    type=click.IntRange(0),
+    default=None,
+    help="Fine-tuning epochs after binarizing [default: half of --epochs].",
+)
+@click.option(
+    "--finetune-lr",
+    type=click.FloatRange(0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Peak learning rate of the fine-tuning.",
+)
+@click.option(
+    "--binary-scale",
+    type=click.Choice(["filter", "offset"]),
+    default="filter",
+    show_default=True,
+    help="filter: signs times a trainable mean |W| per filter; offset: signs times a constant.",
+)
+@click.option(
+    "--binary-offset",
+    type=click.FloatRange(0, min_open=True),
+    default=0.06,
+    show_default=True,
+    help="The constant of --binary-scale offset.",
+)
 def train(
     genome: str,
     dataset: str,
@@ -148,11 +185,21 @@ def train(
     seed: int,
     device: str,
     out: str | None,
+    binarize_patterns: bool,
+    finetune_epochs: int | None,
+    finetune_lr: float,
+    binary_scale: str,
+    binary_offset: float,
 ) -> None:
     """Train GENOME (a JSON file or a zoo name) and measure it.
 
-    Writes OUT/genome.json, OUT/model.pt and OUT/summary.json.
+    Writes OUT/genome.json, OUT/model.pt and OUT/summary.json. With --binarize-patterns the
+    trained network is pattern-binarized and fine-tuned: OUT/model.pt is the binarized network,
+    OUT/model-full.pt the full-precision one, and the summary gives the accuracy and size of
+    each stage.
     """
+    if finetune_epochs is not None and not binarize_patterns:
+        raise click.UsageError("--finetune-epochs: needs --binarize-patterns")
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -161,6 +208,10 @@ def train(
 
     console = Console(stderr=True)
     genome_obj, name = load_genome(genome)
+    if binarize_patterns and not any(
+        getattr(n.gene, "kernel", 1) > 1 and n.gene.TYPE == "conv" for n in genome_obj.nodes
+    ):
+        raise click.UsageError(f"--binarize-patterns: {name} has no k x k convolution (k > 1)")
     with console.status(f"loading {dataset}"):
         data = ph.load_dataset(dataset, data_dir, download=download, seed=seed)
     if (tuple(genome_obj.input_shape), genome_obj.num_classes) != (
@@ -203,6 +254,18 @@ def train(
         summary, result = train_and_write(
             genome_obj, name, data, dataset, spec, out_dir, on_epoch=on_epoch
         )
+    stages = None
+    if binarize_patterns and result.status != "diverged":
+        import attrs
+
+        tuning = attrs.evolve(
+            spec,
+            epochs=finetune_epochs if finetune_epochs is not None else max(1, epochs // 2),
+            lr=finetune_lr,
+        )
+        summary, stages = _binarize_and_write(
+            out_dir, data, tuning, binary_scale, binary_offset, summary, console
+        )
     test_accuracy = summary["test_accuracy"]
 
     from rich.table import Table
@@ -212,7 +275,7 @@ def train(
         ("test accuracy", f"{test_accuracy:.2%}"),
         ("val accuracy", f"{result.val_accuracy:.2%}"),
         ("parameters", _fmt_int(summary["params"])),
-        ("size", f"{summary['size_bytes'] / 1024:,.1f} KiB"),
+        ("size", _fmt_size(summary["size_bytes"])),
         ("FLOPs / image", _fmt_int(summary["flops"])),
         ("latency (batch 1)", f"{summary['latency_ms']:.2f} ms"),
         (
@@ -224,8 +287,58 @@ def train(
     ):
         table.add_row(key, value)
     Console().print(table)
+    if stages is not None:
+        _print_stages(stages)
     if result.status == "diverged":
         raise click.ClickException(result.reason)
+
+
+def _binarize_and_write(
+    out_dir: Path, data, spec, scale: str, offset: float, summary: dict, console
+) -> tuple[dict, list]:
+    """Binarize the model ``train`` wrote, fine-tune it, and rewrite the outputs."""
+    import json
+
+    import phenotypes as ph
+
+    genome, model = ph.load_model(out_dir / "model.pt")
+    (out_dir / "model.pt").replace(out_dir / "model-full.pt")
+    with console.status(f"binarizing patterns, fine-tuning {spec.epochs} epochs"):
+        report = ph.binarize_and_finetune(model, data, spec, scale=scale, offset=offset)
+    model.cpu()
+    m = ph.measure(model, data.input_shape)
+    final = report.stage("finetuned")
+    summary = {
+        **summary,
+        "test_accuracy": final.test_accuracy,
+        "val_accuracy": final.val_accuracy,
+        "params": m.params,
+        "size_bytes": m.size_bytes,
+        "flops": m.flops,
+        "latency_ms": m.latency_ms,
+        "binarization": report.as_dict(),
+    }
+    ph.save_model(out_dir / "model.pt", genome, model)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary, list(report.stages)
+
+
+def _print_stages(stages: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="pattern binarization")
+    for column in ("stage", "val accuracy", "test accuracy", "size"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    labels = {"full": "full precision", "binarized": "binarized", "finetuned": "fine-tuned"}
+    for stage in stages:
+        table.add_row(
+            labels[stage.name],
+            f"{stage.val_accuracy:.2%}",
+            f"{stage.test_accuracy:.2%}",
+            f"{stage.size_bytes / 1024:,.1f} KiB",
+        )
+    Console().print(table)
 
 
 @main.command()
@@ -238,14 +351,15 @@ def show(genome: str, code: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from genomics import canonical_hash, infer_shapes, parameter_counts
+    from genomics import canonical_hash, infer_shapes, parameter_counts, storage_bytes
 
     g, name = load_genome(genome)
     shapes = infer_shapes(g)
     params = parameter_counts(g, shapes)
+    sizes = storage_bytes(g, shapes)
     table = Table(title=f"{name}  (input {tuple(g.input_shape)}, {g.num_classes} classes)")
-    for column in ("id", "type", "settings", "inputs", "output", "params"):
-        table.add_column(column, justify="right" if column == "params" else "left")
+    for column in ("id", "type", "settings", "inputs", "output", "params", "bytes"):
+        table.add_column(column, justify="right" if column in ("params", "bytes") else "left")
     from genomics.genes import describe
 
     for node in g.nodes:
@@ -257,10 +371,16 @@ def show(genome: str, code: bool) -> None:
             ", ".join(node.inputs),
             "x".join(map(str, shapes[node.id])),
             _fmt_int(params[node.id]),
+            _fmt_int(sizes[node.id]),
         )
     console = Console()
     console.print(table)
-    console.print(f"parameters: {_fmt_int(sum(params.values()))}   hash: {canonical_hash(g)[:16]}")
+    binarized = sum(1 for n in g.nodes if getattr(n.gene, "binarized", False))
+    note = f" ({binarized} binarized layers at 1 bit per weight)" if binarized else ""
+    console.print(
+        f"parameters: {_fmt_int(sum(params.values()))}   "
+        f"size: {_fmt_size(sum(sizes.values()))}{note}   hash: {canonical_hash(g)[:16]}"
+    )
     if code:
         from phenotypes import compile_genome
 
@@ -299,12 +419,13 @@ def zoo_group() -> None:
 def zoo_list() -> None:
     """List the zoo's genomes."""
     import zoo
-    from genomics import infer_shapes, parameter_counts
+    from genomics import storage_bytes
 
     for name in zoo.names():
-        g = zoo.load(name)
-        params = sum(parameter_counts(g, infer_shapes(g)).values())
-        click.echo(f"{name:<20} {params:>10,} params  {zoo.describe(name)}")
+        size = sum(storage_bytes(zoo.load(name)).values())
+        click.echo(
+            f"{name:<20} {zoo.params(name):>10,} params {_fmt_size(size):>10}  {zoo.describe(name)}"
+        )
 
 
 @zoo_group.command(name="show")

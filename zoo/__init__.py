@@ -8,11 +8,11 @@ from importlib import resources
 
 from genomics import Genome, GenomeError, loads, retarget
 
-__all__ = ["describe", "load", "names"]
+__all__ = ["describe", "load", "names", "params"]
 
 
 @cache
-def _index() -> dict[str, str]:
+def _index() -> dict[str, dict]:
     return json.loads(resources.files(__name__).joinpath("genomes/index.json").read_text())
 
 
@@ -23,7 +23,13 @@ def names() -> list[str]:
 
 def describe(name: str) -> str:
     """One line saying what the named genome is."""
-    return _index()[name]
+    return _index()[name]["description"]
+
+
+def params(name: str) -> int:
+    """The documented parameter count of the named genome, as it is stored (before any
+    retargeting)."""
+    return _index()[name]["params"]
 
 
 def load(
