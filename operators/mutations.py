@@ -1,5 +1,7 @@
 """The 15 mutations of the thesis table (SPEC section 1), as registered DEAP operators, and
-``add_sep_module``, which inserts a SEP-Net module (SPEC section 4).
+two for the SEP-Net phenotypes (SPEC section 4), ``add_sep_module`` and
+``binarize_convolution``: registered with draw weight 0, so a search uses the thesis table
+unless a run's ``[weights]`` turn them on.
 
 Each transform yields candidate genomes in random order; the registry keeps the first that is
 valid within the run's bounds. Insertions go on an edge (``src -> dst``), so they can land on a
@@ -322,6 +324,7 @@ def remove_fully_connected(
     changes="inserts a SEP-Net module (1x1 group reduce, two pattern residual blocks, 1x1 group "
     "restore, identity skip) on a trunk edge whose channels sep_groups divides",
     effect=Effect("conv", +6, also=(("add", +3),)),
+    weight=0.0,
 )
 def add_sep_module(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     shapes = infer_shapes(genome, config.bounds)
@@ -332,6 +335,17 @@ def add_sep_module(genome: Genome, rng: random.Random, config: MutationConfig) -
             prefix = _fresh_id(genome, "sep")
             block = sep_module(prefix, src, channels, kernel=config.sep_kernel, groups=groups)
             yield _insert_block(genome, dst, pos, block)
+
+
+@mutation(
+    changes="pattern-binarizes a k x k convolution (k > 1), or makes a binarized one full "
+    "precision again",
+    effect=Effect("conv", 0, "binarized"),
+    weight=0.0,
+)
+def binarize_convolution(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
+    for node in _shuffled(rng, _of(genome, Conv, where=lambda n: n.gene.kernel > 1)):
+        yield _replace(genome, node.id, attrs.evolve(node.gene, binarized=not node.gene.binarized))
 
 
 #: The thesis table, in its order.

@@ -145,7 +145,8 @@ def _fields_changed(a: Any, b: Any) -> set[str]:
 @frozen
 class OperatorInfo:
     """A registered mutation: its name, DEAP-convention ``function``, the ``transform`` behind
-    it, a one-line ``changes`` text, its checkable ``effect`` and the package providing it."""
+    it, a one-line ``changes`` text, its checkable ``effect``, the package providing it and its
+    default draw ``weight`` (a run's ``[weights]`` override it)."""
 
     name: str
     function: Callable[..., tuple[Any]]
@@ -153,6 +154,7 @@ class OperatorInfo:
     changes: str
     effect: Effect | None
     provider: str
+    weight: float = 1.0
 
     def apply(self, genome: Genome, rng: random.Random, config: MutationConfig) -> Genome:
         """The mutated genome, valid within ``config``'s bounds; NotApplicable when none is."""
@@ -195,9 +197,12 @@ def _provider_of(module: str) -> str:
 
 
 def mutation(
-    name: str | None = None, *, changes: str, effect: Effect | None = None
+    name: str | None = None, *, changes: str, effect: Effect | None = None, weight: float = 1.0
 ) -> Callable[[Transform], Callable[..., tuple[Any]]]:
     """Register ``transform`` as a mutation and return it in DEAP's convention.
+
+    ``weight`` is its default draw weight in :func:`operators.mutate`; 0 registers an operator
+    that runs only when a run's ``[weights]`` turn it on.
 
     The returned function takes an :class:`Individual` (or a bare Genome) plus ``rng`` and
     ``config`` keywords, replaces the genome, records its name in ``individual.operators``,
@@ -229,7 +234,13 @@ def mutation(
         function.transform = transform
         transform.__qualname__ = f"{function.__qualname__}.transform"
         function.info = OperatorInfo(
-            op_name, function, transform, changes, effect, _provider_of(transform.__module__)
+            op_name,
+            function,
+            transform,
+            changes,
+            effect,
+            _provider_of(transform.__module__),
+            weight,
         )
         _register(_BUILTIN if function.info.provider == BUILTIN_PROVIDER else _extra, function)
         return function

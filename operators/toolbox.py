@@ -25,7 +25,8 @@ def mutate(
     count: tuple[int, int] = (1, 1),
 ) -> tuple[Any]:
     """Apply ``count[0]`` to ``count[1]`` mutations (uniformly many), each drawn by ``weights``
-    (default 1 each) among ``operators`` (default: every registered one). A drawn mutation that
+    (default: each operator's registered weight, 1 for the thesis table) among ``operators``
+    (default: every registered one). A drawn mutation that
     does not apply is set aside and another is drawn; when none applies the genome stays.
     DEAP's convention: returns a 1-tuple; an Individual is changed in place."""
     rng = rng if rng is not None else random.Random(random.getrandbits(64))
@@ -34,13 +35,13 @@ def mutate(
     unknown = [n for n in names if n not in table]
     if unknown:
         raise KeyError(f"no operator named {', '.join(map(repr, unknown))}")
-    weights = dict(weights or {})
+    weights = {n: table[n].weight for n in names} | dict(weights or {})
     genome = individual if isinstance(individual, Genome) else individual.genome
     applied = []
     for _ in range(rng.randint(*count)):
-        pool = [n for n in names if weights.get(n, 1.0) > 0]
+        pool = [n for n in names if weights[n] > 0]
         while pool:
-            name = rng.choices(pool, weights=[weights.get(n, 1.0) for n in pool])[0]
+            name = rng.choices(pool, weights=[weights[n] for n in pool])[0]
             try:
                 genome = table[name].apply(genome, rng, config)
             except NotApplicable:

@@ -588,7 +588,8 @@ def plugins() -> None:
     click.echo("operators:")
     for name, info in table.items():
         effect = str(info.effect) if info.effect else "-"
-        click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}")
+        off = "" if info.weight else " (off unless [weights] give it a weight)"
+        click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}{off}")
     found = strategies.registered(reload=True)
     width = max(len(n) for n in [*found, *strategies.PRESETS])
     click.echo("strategies:")

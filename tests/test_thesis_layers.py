@@ -297,3 +297,20 @@ def test_add_sep_module_inserts_a_module_that_duplication_can_repeat():
     assert ops.layer_census(doubled)["conv"] >= ops.layer_census(child)["conv"] + 6
     assert ops.layer_census(doubled)["add"] >= ops.layer_census(child)["add"] + 3
     G.validate(doubled, G.Bounds(max_params=None))
+
+
+def test_phenotype_mutations_are_off_by_default_and_on_with_a_weight():
+    assert ops.get("add_sep_module").weight == ops.get("binarize_convolution").weight == 0
+    assert all(ops.get(n).weight == 1 for n in ops.THESIS_MUTATIONS)
+    genome = zoo.load("resnet20", (1, 8, 8), 10)
+    rng = random.Random(0)
+    drawn = set()
+    for _ in range(200):
+        ind = ops.Individual(genome)
+        ops.mutate(ind, rng)
+        drawn.update(ind.operators)
+    assert drawn and not drawn & {"add_sep_module", "binarize_convolution"}
+    ind = ops.Individual(genome)
+    ops.mutate(ind, rng, weights={n: 0 for n in ops.THESIS_MUTATIONS} | {"binarize_convolution": 1})
+    assert ind.operators == ["binarize_convolution"]
+    assert sum(n.gene.binarized for n in ind.genome.nodes if isinstance(n.gene, G.Conv)) == 1
