@@ -11,12 +11,13 @@ Part 2 (``--part extinction``): ``eigen`` against the same strategies without ``
 for the same number of generations (no epoch budget): the training epochs each spent and the
 median best test accuracy.
 
-Datasets: ``digits`` (8x8, bundled) and ``digits28``, built here in memory: every digit
-upscaled to 28x28, shifted by up to 4 pixels in each direction and drowned in Gaussian noise
-(sigma 0.35), a harder task of MNIST's size.
+Datasets: ``digits`` (8x8, bundled) and ``digitsN`` (``digits16``, ``digits28``, ...), built
+here in memory: every digit upscaled to 5/7 of N x N, placed at a random offset in an N x N
+image (up to 2/7 of N pixels in each direction) and drowned in Gaussian noise (sigma 0.35); a
+harder task, of MNIST's size at N = 28.
 
-    python bench/strategies.py                       # both parts, both datasets, seeds 0-2
-    python bench/strategies.py --part compare --datasets digits --seeds 0
+    python bench/strategies.py                       # both parts, digits and digits16, seeds 0-2
+    python bench/strategies.py --part compare --datasets digits28 --seeds 0
 """
 
 from __future__ import annotations
@@ -43,23 +44,24 @@ EIGEN_WITHOUT_EXTINCTION = ["succession", "aggressive", "duplication", "mimicry"
 ARGS = argparse.Namespace(max_params=100_000)
 
 
-def harder_digits(seed: int) -> ph.Dataset:
-    """``digits`` at 28x28 with random shifts and heavy noise; the same images for every seed
-    of the search (only the validation split follows ``seed``)."""
+def harder_digits(seed: int, size: int = 28) -> ph.Dataset:
+    """``digits`` at ``size`` x ``size`` with random shifts and heavy noise; the same images for
+    every seed of the search (only the validation split follows ``seed``)."""
     base = ph.load_dataset("digits", seed=seed)
     g = torch.Generator().manual_seed(1234)
+    digit = round(size * 5 / 7)
 
     def transform(x: torch.Tensor) -> torch.Tensor:
-        big = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
-        out = torch.zeros(len(x), 1, 28, 28)
-        shifts = torch.randint(0, 9, (len(x), 2), generator=g)
+        big = F.interpolate(x, size=(digit, digit), mode="bilinear", align_corners=False)
+        out = torch.zeros(len(x), 1, size, size)
+        shifts = torch.randint(0, size - digit + 1, (len(x), 2), generator=g)
         for i, (dy, dx) in enumerate(shifts.tolist()):
-            out[i, :, dy : dy + 20, dx : dx + 20] = big[i]
+            out[i, :, dy : dy + digit, dx : dx + digit] = big[i]
         return (out + 0.35 * torch.randn(out.shape, generator=g)).clamp_(-1, 2)
 
     return attrs.evolve(
         base,
-        name="digits28",
+        name=f"digits{size}",
         x_train=transform(base.x_train),
         x_val=transform(base.x_val),
         x_test=transform(base.x_test),
@@ -67,7 +69,9 @@ def harder_digits(seed: int) -> ph.Dataset:
 
 
 def load(name: str, seed: int) -> ph.Dataset:
-    return harder_digits(seed) if name == "digits28" else ph.load_dataset(name, seed=seed)
+    if name.startswith("digits") and name[6:].isdigit():
+        return harder_digits(seed, int(name[6:]))
+    return ph.load_dataset(name, seed=seed)
 
 
 def run_one(workdir: Path, data: ph.Dataset, seed: int, label: str, **config) -> dict:
@@ -130,11 +134,12 @@ def median(values: list) -> float:
 
 def compare(args, workdir: Path, results: list) -> None:
     print(
-        f"\n## equal compute: {args.budget} training epochs per run (digits28: "
-        f"{args.budget28}), population {args.population}, {args.epochs} epochs per candidate"
+        f"\n## equal compute: {args.budget} training epochs per run on digits, "
+        f"{args.budget_hard} on the others; population {args.population}, {args.epochs} epochs "
+        "per candidate"
     )
     for name in args.datasets:
-        budget = args.budget28 if name == "digits28" else args.budget
+        budget = args.budget if name == "digits" else args.budget_hard
         runs = {}
         for seed in args.seeds:
             data = load(name, seed)
@@ -230,12 +235,14 @@ def extinction(args, workdir: Path, results: list) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["compare", "extinction", "all"], default="all")
-    parser.add_argument("--datasets", nargs="+", default=["digits", "digits28"])
+    parser.add_argument("--datasets", nargs="+", default=["digits", "digits16"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--population", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--budget", type=int, default=800, help="epochs per run, digits")
-    parser.add_argument("--budget28", type=int, default=480, help="epochs per run, digits28")
+    parser.add_argument(
+        "--budget-hard", type=int, default=480, help="epochs per run, the other datasets"
+    )
     parser.add_argument("--generations", type=int, default=8, help="extinction part")
     parser.add_argument("--final-epochs", type=int, default=30)
     parser.add_argument(
