@@ -256,6 +256,8 @@ def test_documents_are_plain_json():
         "batch_norm": True,
         "activation": "relu",
         "binarized": False,
+        "binary_scale": "filter",
+        "binary_offset": 0.06,
     }
 
 
