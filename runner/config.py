@@ -36,7 +36,7 @@ def _positive(inst: Any, attribute: attrs.Attribute, value: int) -> None:
 
 
 def _not_negative(inst: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
+    if not value >= 0:  # NaN too
         raise ConfigError(f"{attribute.name}: must be >= 0 (0: no limit), got {value}")
 
 

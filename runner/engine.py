@@ -257,6 +257,7 @@ class Engine:
         if checkpoint is not None:
             self._restore(checkpoint)
             return
+        _seed_library_rngs(self.experiment.seed)
         self.generation = 0
         context = self._sync_context(0)
         self.phase = self.search.next_phase([], context) or ""
@@ -553,18 +554,19 @@ class Engine:
             events=self._events,
         )
         self._events = []
-        self._prune_weights()
+        self._prune_weights(closing=True)
         self.store.set_meta(seconds=self.seconds, generation=self.generation)
         reporter.generation_done(self, record)
 
-    def _prune_weights(self) -> None:
-        """Keep the weights of the best, of the teacher of this generation (the best as it
-        began) and of the last ``keep_weights`` trained candidates; delete the rest, and what a
-        killed process left half-written."""
+    def _prune_weights(self, closing: bool = False) -> None:
+        """Keep the weights of the best, of the last ``keep_weights`` trained candidates and,
+        within a generation (not ``closing`` one), of its teacher (the best as it began);
+        delete the rest, and what a killed process left half-written."""
         folder = self.run_dir / "weights"
         if not folder.is_dir():
             return
-        keep = {i.id for i in (self.best, self.context.best) if i is not None}
+        teacher = None if closing else self.context.best
+        keep = {i.id for i in (self.best, teacher) if i is not None}
         if self.experiment.keep_weights:
             keep.update(
                 row[0]
@@ -699,15 +701,19 @@ class Engine:
         if self.multi_objective:
             summary["objectives"] = self.objectives
             summary["pareto_front"] = self._front()
+        self.store.fold_log()
         summary["disk_bytes"] = disk_usage(self.run_dir)
         write_text_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
 
 def disk_usage(run_dir: Path) -> int:
-    """Bytes of every file in ``run_dir`` (the store, weights, best/), summary.json aside."""
+    """Bytes of the files in ``run_dir`` (the store, weights, best/), but for summary.json and
+    SQLite's shared-memory index (deleted when the store closes)."""
     return sum(
-        p.stat().st_size for p in run_dir.rglob("*") if p.is_file() and p.name != "summary.json"
+        p.stat().st_size
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name != "summary.json" and not p.name.endswith("-shm")
     )
 
 
@@ -757,6 +763,16 @@ def _json_state(state: tuple) -> list:
 def _python_state(state: list) -> tuple:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+def _seed_library_rngs(seed: int) -> None:
+    """Seed the global generators a new run starts with, so that code drawing from them (a
+    plugin's, say) repeats too; checkpoints save them and a resume restores them."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _restore_library_rngs(states: dict[str, Any]) -> None:

@@ -222,6 +222,11 @@ class Store:
             self.lock.release()
             self.lock = None
 
+    def fold_log(self) -> None:
+        """Move the write-ahead log into the file and empty it, so that the file's size is the
+        store's (SQLite otherwise does this at 1000 pages and when the last connection closes)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Writes inside commit together or not at all (rolled back on any exception)."""
