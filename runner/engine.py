@@ -37,6 +37,7 @@ from .config import RunError
 from .evaluation import (
     evaluate_candidate,
     failed_result,
+    forked_rng,
     release_memory,
     train_and_write,
     write_atomic,
@@ -432,22 +433,27 @@ class Engine:
 
         self._evaluating = True
         self._evaluation_events = []
+        # Training seeds itself, and so must anything drawing from PyTorch's global generators:
+        # a resumed run takes finished evaluations from the store instead of training them (or
+        # loading their teacher) again, and must leave those generators where the run never
+        # stopped would have.
         try:
-            advice = self.search.training(ind, context)
-            teacher = None
-            if advice is not None:
-                teacher = self._teacher_model(advice.teacher)
-                spec = attrs.evolve(
-                    spec, distill_temperature=advice.temperature, distill_weight=advice.weight
+            with forked_rng(self.device):
+                advice = self.search.training(ind, context)
+                teacher = None
+                if advice is not None:
+                    teacher = self._teacher_model(advice.teacher)
+                    spec = attrs.evolve(
+                        spec, distill_temperature=advice.temperature, distill_weight=advice.weight
+                    )
+                result, model = evaluate_candidate(
+                    ind.genome,
+                    self.data,
+                    spec,
+                    on_epoch=on_epoch,
+                    teacher=teacher,
+                    timeout=self.experiment.evaluation_timeout,
                 )
-            result, model = evaluate_candidate(
-                ind.genome,
-                self.data,
-                spec,
-                on_epoch=on_epoch,
-                teacher=teacher,
-                timeout=self.experiment.evaluation_timeout,
-            )
         finally:
             self._evaluating = False
         metrics = result.setdefault("metrics", {})
@@ -798,6 +804,7 @@ def _restore_library_rngs(states: dict[str, Any]) -> None:
 def claim(run_dir: str | Path) -> RunLock:
     """Lock ``run_dir`` (created if missing) for a new run; RunError if another process holds
     it or it already holds a run."""
+    faults.check()
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a directory; choose another --run-dir")
@@ -891,6 +898,7 @@ class Resumption:
 def prepare_resume(run_dir: str | Path, **asked: Any) -> Resumption:
     """Check that the run in ``run_dir`` can go on with the settings ``asked`` (None: as
     stored) and lock it, writing nothing; RunError or StoreError says why not."""
+    faults.check()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory")

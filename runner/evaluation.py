@@ -168,6 +168,20 @@ def _failed(reason: str, params: int | None, history: list, start: float) -> dic
     }
 
 
+def forked_rng(device: str) -> contextlib.AbstractContextManager:
+    """PyTorch's global generators (the CPU's, and ``device``'s when it is a GPU) restored on
+    leaving, whatever happened inside."""
+    import torch
+
+    import phenotypes as ph
+
+    target = ph.resolve_device(device)
+    if target.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    index = target.index if target.index is not None else torch.cuda.current_device()
+    return torch.random.fork_rng(devices=[index])
+
+
 def _cuda_allocated() -> int | None:
     import torch
 

@@ -2,6 +2,7 @@
 damaged run directories and malformed input files (docs/reliability.md maps each guarantee to
 the tests here)."""
 
+import atexit
 import hashlib
 import json
 import os
@@ -143,19 +144,18 @@ def _resume(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
+def _straight(folder: Path, values: dict) -> tuple[Path, dict]:
+    """The experiment file of ``values`` and the outcome of its run never interrupted."""
+    config = _config(folder, values)
+    run = folder / "straight"
+    straight = _evolve(config, run)
+    assert straight.wait() == 0
+    return config, _outcome(run)
+
+
 @pytest.fixture(scope="module")
 def eigen(tmp_path_factory) -> tuple[Path, dict]:
-    """The experiment file and the outcome of its run never interrupted."""
-    folder = tmp_path_factory.mktemp("eigen")
-    config = _config(folder, EIGEN_RUN)
-    run = folder / "straight"
-    subprocess.run(
-        [*ECOGEN, "evolve", "--config", str(config), "--run-dir", str(run)],
-        env=ENV,
-        check=True,
-        capture_output=True,
-    )
-    return config, _outcome(run)
+    return _straight(tmp_path_factory.mktemp("eigen"), EIGEN_RUN)
 
 
 # --- a hard kill at any moment, then `ecogen resume` -------------------------------------------
@@ -179,6 +179,19 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_result(tmp_path, eigen, 
     _, err = killed.communicate()
     assert killed.returncode == -signal.SIGKILL, err
     assert not (run / "summary.json").exists()
+    _resume(run)
+    assert _outcome(run) == expected
+
+
+def test_a_run_killed_at_its_evaluation_budget_resumes_to_the_same_result(tmp_path):
+    """Killed after the last evaluation its budget allows, before that generation's checkpoint:
+    the resumed run must count the evaluations it replays, not all those the store holds."""
+    values = {**EIGEN_RUN, "strategy": ["tournament"], "strategies": {}, "epochs": 1}
+    config, expected = _straight(tmp_path, {**values, "generations": 6, "max_evaluations": 6})
+    assert expected["summary"]["stopped_by"] == "evaluations"
+    run = tmp_path / "run"
+    killed = _evolve(config, run, env={**ENV, faults.VARIABLE: "evaluation:9"})
+    assert killed.wait() == -signal.SIGKILL
     _resume(run)
     assert _outcome(run) == expected
 
@@ -623,6 +636,7 @@ def test_prepare_resume_writes_nothing_until_opened(tmp_path, finished):
 # At least 2000 malformed files of each kind per run (ECOGEN_MALFORMED_EXAMPLES for more).
 EXAMPLES = max(2000, int(os.environ.get("ECOGEN_MALFORMED_EXAMPLES", "0")))
 _FOLDER = Path(tempfile.mkdtemp(prefix="ecogen-malformed-"))
+atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
