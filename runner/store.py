@@ -118,8 +118,11 @@ def check_file(path: Path) -> None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     # The header's page count is valid only while its two change counters agree (SQLite's
-    # file format, section 1.3.7).
-    if header[24:28] == header[92:96] and pages and size < pages * page_size:
+    # file format, section 1.3.7), and only says what the file holds once the write-ahead log
+    # is folded in: a process killed while folding it leaves the rest to SQLite's recovery.
+    log = path.with_name(path.name + "-wal")
+    folded = not log.exists() or log.stat().st_size == 0
+    if folded and header[24:28] == header[92:96] and pages and size < pages * page_size:
         raise StoreError(
             f"{path}: truncated ({size} bytes, its header says {pages * page_size});"
             " restore it from a copy or start a new run"
@@ -130,8 +133,8 @@ class Store:
     """Typed access to one run's SQLite file.
 
     Opened for writing (the default) it takes the run directory's lock (or keeps ``lock``,
-    already taken) and upgrades an older schema; ``readonly=True`` reads without writing a
-    byte of the file or taking the lock. :meth:`create` makes a new store.
+    already taken) and upgrades an older schema; ``readonly=True`` checks every page and reads
+    without writing a byte of the file or taking the lock. :meth:`create` makes a new store.
     """
 
     def __init__(
@@ -156,12 +159,8 @@ class Store:
             # together; each statement alone is durable as soon as it returns.
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
-        try:
-            damage = self.db.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a readable run store ({exc})") from None
-        if damage != "ok":
-            raise StoreError(f"{self.path}: the run store is damaged ({damage})")
+        if readonly:
+            self._check_integrity()
         version = self.get_meta("schema_version")
         if version is None or not version.isdigit():
             raise StoreError(f"{self.path}: not an ecogen run store")
@@ -183,6 +182,16 @@ class Store:
                     if "events" in statement:
                         self.db.execute(statement)
                 self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
+
+    def _check_integrity(self) -> None:
+        # Reads every page (SQLite's quick_check): a damaged store is refused before a run
+        # writes to it. Done on the read-only look every resume takes first, not again after.
+        try:
+            damage = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable run store ({exc})") from None
+        if damage != "ok":
+            raise StoreError(f"{self.path}: the run store is damaged ({damage})")
 
     @classmethod
     def create(
