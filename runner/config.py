@@ -218,7 +218,8 @@ def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
             raise RunError(
                 f"{flag}: this run has {key} = {_show(old)}; resuming with {_show(new)} would"
                 " make it differ from the same run never stopped. Start a new run instead:"
-                f" ecogen evolve --config RUN_DIR/experiment.toml {flag} ..."
+                f" ecogen evolve --config {Path(stored.run_dir) / 'experiment.toml'}"
+                + "".join(f" {flag} {_show(v)}" for v in (new if isinstance(new, tuple) else [new]))
             )
         changes[key] = new
     return changes

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 import tomli_w
 from click.testing import CliRunner
@@ -358,6 +359,37 @@ def test_raising_diverging_slow_and_out_of_memory_candidates_and_a_raising_mutat
         " (SELECT id FROM evaluations WHERE json_extract(metrics, '$.stage') = 'mutation')"
     ).fetchone() == (0,)
     assert len(hashes) == summary["individuals"]
+
+
+def test_the_time_limit_holds_in_the_main_thread_and_elsewhere():
+    """SIGALRM in the main thread, a check after each epoch in any other; a finished
+    evaluation leaves no alarm behind."""
+    import threading
+
+    from runner.evaluation import evaluate_candidate
+
+    data = ph.load_dataset("digits", seed=0)
+    genome = G.minimal(data.input_shape, data.num_classes)
+    spec = ph.TrainSpec(epochs=6, batch_size=64, device="cpu")
+
+    def slow(metrics):
+        time.sleep(0.4)
+
+    results = {}
+
+    def evaluate(where):
+        results[where] = evaluate_candidate(genome, data, spec, on_epoch=slow, timeout=1.0)[0]
+
+    evaluate("main")
+    thread = threading.Thread(target=evaluate, args=("thread",))
+    thread.start()
+    thread.join()
+    for where, result in results.items():
+        assert result["status"] == "failed", where
+        assert result["reason"] == "timeout: evaluation took longer than its 1 s limit"
+    quick = evaluate_candidate(genome, data, attrs.evolve(spec, epochs=1), timeout=1.0)[0]
+    assert quick["status"] == "ok"
+    time.sleep(1.2)  # past the limit of the finished evaluation: no alarm goes off
 
 
 def test_failures_in_a_row_stop_the_run_with_their_reasons_and_resume_goes_on(
