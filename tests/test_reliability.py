@@ -34,10 +34,7 @@ from runner.engine import prepare_resume
 from runner.lock import RunLock
 
 ECOGEN = [sys.executable, "-m", "runner.cli"]
-# Tiny networks gain nothing from a thread pool, and on a busy machine its threads wait for
-# each other; one thread keeps these subprocess runs fast. Results do not depend on it.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-ENV.pop(faults.VARIABLE, None)
+ENV = {k: v for k, v in os.environ.items() if k != faults.VARIABLE}
 
 # A stateful search: succession (phases), aggressive selection, extinction (thresholds learnt
 # per generation, candidates stopped mid-training), duplication and mimicry (a teacher's
