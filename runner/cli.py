@@ -80,7 +80,7 @@ def load_genome(spec: str) -> tuple[Genome, str]:
     path = Path(spec)
     if path.is_file():
         try:
-            return loads(path.read_text()), path.stem
+            return loads(_read(path)), path.stem
         except GenomeError as exc:
             raise GenomeError([f"{path}: {p}" for p in exc.problems]) from None
     if spec in zoo.names():
@@ -390,24 +390,46 @@ def show(genome: str, code: bool) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files: tuple[str, ...]) -> None:
-    """Check genome JSON FILES; one line per problem, exit 1 when any is invalid."""
-    from genomics import loads
-
+    """Check genome JSON and experiment TOML FILES (by their .toml ending) without running
+    anything; one line per problem, exit 1 when any is invalid."""
     bad = 0
     for file in files:
-        try:
-            loads(Path(file).read_text())
-        except OSError as exc:
-            click.echo(f"{file}: cannot read ({exc.strerror})")
-            bad += 1
-        except GenomeError as exc:
-            for problem in exc.problems:
-                click.echo(f"{file}: {problem}")
-            bad += 1
-        else:
+        problems = _problems(Path(file))
+        for problem in problems:
+            click.echo(f"{file}: {problem.removeprefix(f'{file}: ')}")
+        if not problems:
             click.echo(f"{file}: ok")
+        bad += bool(problems)
     if bad:
         raise click.exceptions.Exit(1)
+
+
+def _problems(path: Path) -> list[str]:
+    """What is wrong with a genome or experiment file (nothing: an empty list)."""
+    from genomics import loads
+
+    from . import config as cfg
+
+    try:
+        if path.suffix == ".toml":
+            cfg.from_dict(cfg.load(path)).check()
+        else:
+            loads(_read(path))
+    except GenomeError as exc:
+        return list(exc.problems)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def _read(path: Path) -> str:
+    """A genome file's text; GenomeError when it cannot be read as text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GenomeError("not UTF-8 text (is it a genome JSON file?)") from None
+    except OSError as exc:
+        raise GenomeError(f"cannot read ({exc.strerror})") from None
 
 
 @main.group(name="zoo")
@@ -438,75 +460,147 @@ def zoo_show(name: str) -> None:
     click.echo(dumps(zoo.load(name)), nl=False)
 
 
-def _limit_options(f):
-    """``--generations``, ``--time-budget`` and ``--max-evaluations``, shared by evolve and
-    resume."""
-    f = click.option(
-        "--max-epochs",
-        type=click.IntRange(0),
-        help="Stop after this many training epochs in all (0: none).",
-    )(f)
-    f = click.option(
-        "--max-evaluations", type=click.IntRange(0), help="Stop after this many trainings."
-    )(f)
-    f = click.option(
-        "--time-budget",
-        type=click.FloatRange(0),
-        help="Seconds of search (0: none); the final training is not counted.",
-    )(f)
-    f = click.option("--generations", "-g", type=click.IntRange(0), help="Generations to run.")(f)
-    return f
+_LIMIT_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("--generations", "-g"), {"type": click.IntRange(0), "help": "Generations to run."}),
+    (
+        ("--time-budget",),
+        {
+            "type": click.FloatRange(0),
+            "help": "Seconds of search (0: none); the final training is not counted.",
+        },
+    ),
+    (
+        ("--max-evaluations",),
+        {"type": click.IntRange(0), "help": "Stop after this many trainings."},
+    ),
+    (
+        ("--max-epochs",),
+        {
+            "type": click.IntRange(0),
+            "help": "Stop after this many training epochs in all (0: none).",
+        },
+    ),
+    (
+        ("--max-failures",),
+        {
+            "type": click.IntRange(0),
+            "help": "Stop after this many failed evaluations in a row (0: never) [default: 10].",
+        },
+    ),
+    (
+        ("--evaluation-timeout",),
+        {
+            "type": click.FloatRange(0),
+            "help": "Seconds one candidate may take; slower ones fail (0: none) [default: 0].",
+        },
+    ),
+)
+
+_RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("--dataset", "-d"), {"help": "As for `ecogen train` [default: digits]."}),
+    (("--data-dir",), {"type": click.Path(file_okay=False), "help": "[default: data]"}),
+    (("--population", "-p"), {"type": click.IntRange(1), "help": "[default: 12]"}),
+    (
+        ("--offspring",),
+        {"type": click.IntRange(0), "help": "Children per generation [default: P]."},
+    ),
+    (("--epochs", "-e"), {"type": click.IntRange(1), "help": "Epochs per candidate [default: 8]."}),
+    (
+        ("--final-epochs",),
+        {
+            "type": click.IntRange(0),
+            "help": "Epochs of the final training of the best (0: keep its search weights)"
+            " [default: 30].",
+        },
+    ),
+    (
+        ("--init",),
+        {"help": "First population: minimal, random or zoo:NAME[,NAME] [default: random]."},
+    ),
+    (("--max-params",), {"type": click.IntRange(0), "help": "Largest genome allowed (0: none)."}),
+    (
+        ("--strategy", "-s"),
+        {
+            "multiple": True,
+            "help": "Strategy or preset (tournament, ag-evolution, eigen, nsga2, or a plugin's;"
+            " see `ecogen plugins`); repeat to combine [default: tournament].",
+        },
+    ),
+    (("--seed",), {"type": int, "help": "[default: 0]"}),
+    (("--device",), {"type": click.Choice(["auto", "cpu", "cuda"]), "help": "[default: auto]"}),
+    (
+        ("--keep-weights",),
+        {
+            "type": click.IntRange(0),
+            "help": "Keep the weights of the best and of the last N trained candidates in"
+            " RUN_DIR/weights/ [default: 3].",
+        },
+    ),
+)
+
+
+def _options(table: tuple, hidden: bool = False, shown: tuple[str, ...] = ()):
+    """A decorator adding the options of ``table`` in order (``hidden`` but for ``shown``)."""
+
+    def decorate(f):
+        for decls, settings in reversed(table):
+            f = click.option(*decls, hidden=hidden and decls[0] not in shown, **settings)(f)
+        return f
+
+    return decorate
+
+
+#: The limits of a search: evolve sets them, resume may raise them.
+_limit_options = _options(_LIMIT_OPTIONS)
+#: What defines a run. ``ecogen resume`` takes these too (hidden) only to explain that they
+#: cannot change, but for --data-dir and --keep-weights, which may.
+_resume_run_options = _options(_RUN_OPTIONS, hidden=True, shown=("--data-dir", "--keep-weights"))
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop), handled as Ctrl-C is."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _run_search(engine, console) -> None:
-    """Run an engine with the live display; Ctrl-C says how to resume."""
+    """Run an engine with the live display; Ctrl-C or SIGTERM stops it with everything kept
+    and says how to resume."""
+    import signal
+
     from rich.console import Console
 
     from .display import RichReporter, final_table
 
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with RichReporter(console) as reporter:
             summary = engine.run(reporter)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         click.echo(
             f"interrupted: everything evaluated is kept; continue with"
             f" `ecogen resume {engine.run_dir}`",
             err=True,
         )
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(143 if isinstance(stop, _Terminated) else 130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         engine.store.close()
     Console().print(final_table(summary))
+
+
+def _given(flags: dict) -> dict:
+    return {k: v for k, v in flags.items() if v is not None and v != ()}
 
 
 @main.command()
 @click.option(
     "--config", "-c", "config_file", type=click.Path(dir_okay=False), help="TOML experiment file."
 )
-@click.option("--dataset", "-d", help="As for `ecogen train` [default: digits].")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="[default: data]")
-@click.option("--population", "-p", type=click.IntRange(1), help="[default: 12]")
-@click.option("--offspring", type=click.IntRange(0), help="Children per generation [default: P].")
+@_options(_RUN_OPTIONS)
 @_limit_options
-@click.option("--epochs", "-e", type=click.IntRange(1), help="Epochs per candidate [default: 8].")
-@click.option(
-    "--final-epochs",
-    type=click.IntRange(0),
-    help="Epochs of the final training of the best (0: keep its search weights) [default: 30].",
-)
-@click.option(
-    "--init", help="First population: minimal, random or zoo:NAME[,NAME] [default: random]."
-)
-@click.option("--max-params", type=click.IntRange(0), help="Largest genome allowed (0: none).")
-@click.option(
-    "--strategy",
-    "-s",
-    multiple=True,
-    help="Strategy or preset (tournament, ag-evolution, eigen, nsga2, or a plugin's; see"
-    " `ecogen plugins`); repeat to combine [default: tournament].",
-)
-@click.option("--seed", type=int, help="[default: 0]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
 @click.option(
     "--run-dir",
     "-o",
@@ -527,7 +621,7 @@ def evolve(config_file: str | None, **flags) -> None:
     from . import config as cfg
 
     values = cfg.load(config_file) if config_file else {}
-    values.update({k: v for k, v in flags.items() if v is not None and v != ()})
+    values.update(_given(flags))
     experiment = cfg.from_dict(values)
     if not experiment.run_dir:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -537,40 +631,46 @@ def evolve(config_file: str | None, **flags) -> None:
     console = Console(stderr=True)
     import phenotypes as ph
 
-    from .engine import start
+    from .engine import claim, start
 
-    with console.status(f"loading {experiment.dataset}"):
-        data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
-    _run_search(start(experiment, data), console)
+    lock = claim(experiment.run_dir)  # a second process on this directory stops here
+    try:
+        with console.status(f"loading {experiment.dataset}"):
+            data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
+        engine = start(experiment, data, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+    _run_search(engine, console)
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @_limit_options
-def resume(run_dir: str, **limits) -> None:
-    """Continue the run in RUN_DIR from its last checkpoint.
+@_resume_run_options
+def resume(run_dir: str, **flags) -> None:
+    """Continue the run in RUN_DIR from where it stopped (after Ctrl-C, a crash or a kill).
 
-    Raise its limits to search further: `ecogen resume RUN_DIR --generations 30`.
+    Raise its limits to search further: `ecogen resume RUN_DIR --generations 30`. The result
+    is the one the run would have had never stopped, so the settings that decide it cannot
+    change here (only --data-dir and --keep-weights may).
     """
     from rich.console import Console
 
     import phenotypes as ph
 
-    from .engine import Engine, open_run
+    from .engine import prepare_resume
 
-    if not Path(run_dir).is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    store, experiment = open_run(run_dir, **limits)
-    if store.get_meta("status") == "complete" and not any(v is not None for v in limits.values()):
-        store.close()
-        raise RunError(
-            f"{run_dir}: this run is complete; raise a limit to go on"
-            " (--generations, --time-budget, --max-evaluations or --max-epochs)"
-        )
+    resumption = prepare_resume(run_dir, **_given(flags))
+    experiment = resumption.experiment
     console = Console(stderr=True)
-    with console.status(f"loading {experiment.dataset}"):
-        data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
-    _run_search(Engine(experiment, Path(run_dir), store, data), console)
+    try:
+        with console.status(f"loading {experiment.dataset}"):
+            data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
+    except BaseException:
+        resumption.abandon()
+        raise
+    _run_search(resumption.engine(data), console)
 
 
 @main.command()

@@ -36,7 +36,7 @@ def _positive(inst: Any, attribute: attrs.Attribute, value: int) -> None:
 
 
 def _not_negative(inst: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
+    if not value >= 0:  # NaN too
         raise ConfigError(f"{attribute.name}: must be >= 0 (0: no limit), got {value}")
 
 
@@ -48,6 +48,11 @@ def _one_of(*choices: str):
             )
 
     return check
+
+
+def _positive_float(inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{attribute.name}: must be a number > 0, got {value}")
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -87,6 +92,12 @@ class Experiment:
     #: Seconds of search (0: no limit); the final training of the best is not counted.
     time_budget: float = field(default=0.0, converter=float, validator=_not_negative)
     max_evaluations: int = field(default=0, validator=_not_negative)
+    #: Seconds one candidate's evaluation may take before it fails as timed out (0: no limit).
+    evaluation_timeout: float = field(default=0.0, converter=float, validator=_not_negative)
+    #: Failed evaluations in a row that stop the run (0: never stop for failures).
+    max_failures: int = field(default=10, validator=_not_negative)
+    #: Weights kept in RUN_DIR/weights/: the best's and those of the last N trained candidates.
+    keep_weights: int = field(default=3, validator=_not_negative)
     #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
     init: str = field(default="random", validator=_init_check)
     mutations_per_child: tuple[int, int] = field(default=(1, 2), converter=tuple, validator=_pair)
@@ -97,7 +108,7 @@ class Experiment:
     #: Epochs of the final training of the best genome (0: keep its search weights).
     final_epochs: int = field(default=30, validator=_not_negative)
     batch_size: int = field(default=64, validator=_positive)
-    lr: float = field(default=0.05, converter=float)
+    lr: float = field(default=0.05, converter=float, validator=_positive_float)
     schedule: str = field(default="onecycle", validator=_one_of("onecycle", "cosine"))
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)
@@ -172,6 +183,60 @@ class Experiment:
 
 
 FIELDS = tuple(a.name for a in attrs.fields(Experiment))
+#: Limits ``ecogen resume`` may raise (0 is "none", the highest, except for generations);
+#: lowering one is refused.
+LIMITS = (
+    "generations",
+    "time_budget",
+    "max_evaluations",
+    "max_epochs",
+    "max_failures",
+    "evaluation_timeout",
+)
+#: Settings ``ecogen resume`` may change freely: they do not change what the run computes.
+ADJUSTABLE = ("keep_weights", "data_dir")
+
+
+def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``asked`` that differ from ``stored`` and may change on resume; RunError
+    explains any other change, since the continued run could then differ from the same run
+    never stopped."""
+    changes = {}
+    for key, value in asked.items():
+        old = getattr(stored, key)
+        new = getattr(from_dict({**_converter.unstructure(stored), key: value}), key)
+        if new == old:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key in LIMITS and not _raises(key, old, new):
+            raise RunError(
+                f"{flag} {_show(new)}: a resumed run may only raise its limits (this run's"
+                f" {key} is {_show(old) if old else 'none'}); its first part was decided"
+                " under that limit"
+            )
+        if key not in LIMITS and key not in ADJUSTABLE:
+            raise RunError(
+                f"{flag}: this run has {key} = {_show(old)}; resuming with {_show(new)} would"
+                " make it differ from the same run never stopped. Start a new run instead:"
+                f" ecogen evolve --config {Path(stored.run_dir) / 'experiment.toml'}"
+                + "".join(f" {flag} {_show(v)}" for v in (new if isinstance(new, tuple) else [new]))
+            )
+        changes[key] = new
+    return changes
+
+
+def _raises(key: str, old: float, new: float) -> bool:
+    if key == "generations":
+        return new > old
+    return bool(old) and (not new or new > old)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
@@ -207,9 +272,13 @@ def load(path: str | Path) -> dict[str, Any]:
     """The raw values of a TOML file (merged with flags before :func:`from_dict`)."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (is it a TOML file?)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 

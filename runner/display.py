@@ -116,6 +116,7 @@ def final_table(summary: dict[str, Any]) -> Table:
         ("de-duplicated", str(summary["dedup_hits"])),
         ("failures", str(summary["failures"])),
         ("search time", f"{_clock(summary['seconds'])} (stopped by {summary['stopped_by']})"),
+        ("disk", f"{summary['disk_bytes'] / 2**20:,.1f} MiB"),
         ("written to", f"{summary['run_dir']}/best"),
     )
     for key, value in rows:

@@ -4,11 +4,17 @@ de-duplication, failure isolation and a checkpoint per generation in the run sto
 
 De-duplication, failure handling, parameter limits and budgets live here, outside any one search
 algorithm, so that every strategy gets them.
+
+Resuming is replaying: the engine restores the last checkpoint and runs the next generation
+again, deciding exactly as before (same generator states, same counters); each individual the
+store already holds is taken from it instead of being trained, so the resumed run is the run
+never stopped (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import shutil
@@ -26,9 +32,23 @@ import strategies as st
 from genomics import Genome, canonical_hash, dumps, loads, minimal, random_genome, retarget
 
 from . import config as cfg
+from . import faults
 from .config import RunError
-from .evaluation import evaluate_candidate, train_and_write
-from .store import FILENAME, Store, StoreError
+from .evaluation import (
+    evaluate_candidate,
+    failed_result,
+    forked_rng,
+    release_memory,
+    train_and_write,
+    write_atomic,
+    write_text_atomic,
+)
+from .lock import RunLock
+from .store import FILENAME, Store, StoreError, check_file
+
+
+class FailureLimit(RunError):
+    """Too many evaluations failed in a row; the message names the last reasons."""
 
 
 class Reporter(Protocol):
@@ -104,10 +124,14 @@ class Engine:
         self.stopped_by = ""
         self.best: ops.Individual | None = None
         self.best_fitness = -1.0
-        self.epochs_spent = store.db.execute(
-            "SELECT coalesce(sum(epochs), 0) FROM evaluations"
-        ).fetchone()[0]
+        # Counted as the run goes, not read from the store: after a resume the store already
+        # holds part of the generation being replayed, which the budgets must not see early.
+        self.evaluated = 0
+        self.epochs_spent = 0
+        self.failures_in_a_row = 0
+        self.last_failures: list[str] = []
         self._events: list[dict[str, Any]] = []
+        self._evaluation_events: list[dict[str, Any]] = []
         self._evaluating = False
         self._teacher: tuple[str, Any] | None = None
         self._known: set[str] = set()
@@ -124,6 +148,7 @@ class Engine:
         )
         from phenotypes import TrainSpec, resolve_device
 
+        faults.check()
         self.device = str(resolve_device(experiment.device))
         self._spec = TrainSpec(
             epochs=experiment.epochs,
@@ -144,7 +169,8 @@ class Engine:
         return max(budget - self.seconds, 0.0) if budget else None
 
     def evaluations(self) -> int:
-        return self.store.count("evaluations")
+        """Evaluations so far (trainings, and children whose mutation failed)."""
+        return self.evaluated
 
     def _out_of_budget(self) -> str:
         e = self.experiment
@@ -186,12 +212,9 @@ class Engine:
             "individual": individual,
             "data": data,
         }
-        # Events of a training are kept with its evaluation; the others are written with the
-        # generation's checkpoint, so a generation redone after a stop does not repeat them.
-        if self._evaluating:
-            self.store.add_event(**event)
-        else:
-            self._events.append(event)
+        # Events of a training are stored with its evaluation; the others with the generation's
+        # checkpoint, so a generation redone after a stop does not repeat them.
+        (self._evaluation_events if self._evaluating else self._events).append(event)
 
     # --- the loop ---
 
@@ -210,6 +233,9 @@ class Engine:
             summary = self._finish(reporter)
         except KeyboardInterrupt:
             self.store.set_meta(status="interrupted", seconds=self.seconds)
+            raise
+        except FailureLimit:
+            self.store.set_meta(status="stopped", stopped_by="failures", seconds=self.seconds)
             raise
         self.store.set_meta(status="complete", seconds=self.seconds)
         return summary
@@ -232,6 +258,7 @@ class Engine:
         if checkpoint is not None:
             self._restore(checkpoint)
             return
+        _seed_library_rngs(self.experiment.seed)
         self.generation = 0
         context = self._sync_context(0)
         self.phase = self.search.next_phase([], context) or ""
@@ -273,13 +300,20 @@ class Engine:
         )
         for parent in parents:
             child = self._individual(parent.genome, f"g{gen}_{len(offspring)}", [parent.id], gen)
-            ops.mutate(
-                child,
-                rng=self.rng,
-                config=self.mutation_config,
-                weights=self.experiment.weights,
-                count=self.plan.mutations,
-            )
+            try:
+                ops.mutate(
+                    child,
+                    rng=self.rng,
+                    config=self.mutation_config,
+                    weights=self.experiment.weights,
+                    count=self.plan.mutations,
+                )
+            except Exception as exc:
+                # A broken operator (a plugin's, say) fails this child, not the run: it keeps
+                # its parent's genome and is stored as failed, never trained.
+                child.mutation_failure = failed_result(
+                    exc, time.perf_counter(), metrics={"stage": "mutation"}, prefix="mutation: "
+                )
             offspring.append(child)
         self.generation = gen
         evaluated = self._evaluate_all(offspring, reporter)
@@ -300,41 +334,87 @@ class Engine:
             result = self._evaluate(ind)
             reporter.evaluated(self, ind, result)
             done.append(ind)
+            limit = self.experiment.max_failures
+            if limit and self.failures_in_a_row >= limit:
+                raise FailureLimit(
+                    f"{self.failures_in_a_row} evaluations failed in a row, the last:"
+                    f" {'; '.join(self.last_failures)}. Fix the cause, then continue with"
+                    f" `ecogen resume {self.run_dir} --max-failures N` (N > {limit}; 0: no"
+                    " limit)"
+                )
         return done
 
     def _evaluate(self, ind: ops.Individual) -> dict[str, Any]:
         genome_hash = canonical_hash(ind.genome)
         known = self.store.individual(ind.id)
         model = None
-        if known is not None and known["genome_hash"] == genome_hash and known["evaluation"]:
+        stored = known is not None and known["genome_hash"] == genome_hash and known["evaluation"]
+        failure = getattr(ind, "mutation_failure", None)
+        if stored:
             # Re-created after a resume: the same individual, evaluated before the stop.
             result = self.store.evaluation(known["evaluation"])
             reused = bool(known["reused"])
+        elif failure is not None:
+            result, reused = failure, False
+            result["fitness"] = self._fitness(result)
         elif genome_hash in self.cache:
-            result = self.cache[genome_hash]
-            reused = True
+            result, reused = self.cache[genome_hash], True
         else:
             result, model = self._train(ind)
-            result["id"] = self.store.add_evaluation(ind.id, genome_hash, result)
-            self.cache[genome_hash] = result
-            self.epochs_spent += result["epochs"]
-            self.store.set_meta(seconds=self.seconds)
             reused = False
-        self.store.add_individual(
-            id=ind.id,
-            generation=ind.generation,
-            genome_hash=genome_hash,
-            genome=dumps(ind.genome, compact=True),
-            parents=ind.parents,
-            operators=ind.operators,
-            evaluation=result["id"],
-            reused=reused,
-            phase=ind.phase,
+        if not reused:
+            self._count(ind, result)
+        new_best = (
+            not reused and result["status"] == "ok" and result["fitness"][0] > self.best_fitness
         )
+        if not stored:
+            if model is not None and (new_best or self.experiment.keep_weights):
+                self._save_weights(ind, model)
+            self._store(ind, genome_hash, result, reused)
+            if not reused and failure is None:
+                self.cache[genome_hash] = result
         self._attach(ind, result, reused)
-        if not reused and result["status"] == "ok" and result["fitness"][0] > self.best_fitness:
-            self._new_best(ind, model)
+        if new_best:
+            self._new_best(ind)
+        del model
+        self._prune_weights()
+        release_memory()
+        faults.reached("evaluation")
         return result
+
+    def _count(self, ind: ops.Individual, result: dict[str, Any]) -> None:
+        self.evaluated += 1
+        self.epochs_spent += result["epochs"]
+        if result["status"] == "failed":
+            self.failures_in_a_row += 1
+            self.last_failures = [*self.last_failures, f"{ind.id}: {result['reason']}"][-3:]
+        else:
+            self.failures_in_a_row, self.last_failures = 0, []
+
+    def _store(
+        self, ind: ops.Individual, genome_hash: str, result: dict[str, Any], reused: bool
+    ) -> None:
+        """The individual, its evaluation (unless re-used) and the events of its training, in
+        one transaction: a resumed run finds all of them or none."""
+        with self.store.transaction():
+            if not reused:
+                result["id"] = self.store.add_evaluation(ind.id, genome_hash, result)
+            faults.reached("record")
+            self.store.add_individual(
+                id=ind.id,
+                generation=ind.generation,
+                genome_hash=genome_hash,
+                genome=dumps(ind.genome, compact=True),
+                parents=ind.parents,
+                operators=ind.operators,
+                evaluation=result["id"],
+                reused=reused,
+                phase=ind.phase,
+            )
+            for event in self._evaluation_events:
+                self.store.add_event(**event)
+            self.store.set_meta(seconds=self.seconds)
+        self._evaluation_events = []
 
     def _train(self, ind: ops.Individual) -> tuple[dict[str, Any], Any]:
         from phenotypes import StopTraining
@@ -345,23 +425,35 @@ class Engine:
         stops: list[st.Stop] = []
 
         def on_epoch(metrics: Any) -> None:
+            faults.reached("epoch")
             stop = self.search.on_epoch(ind, metrics.epoch, epochs, metrics.val_accuracy, context)
             if stop is not None:
                 stops.append(stop)
                 raise StopTraining(stop.reason)
 
         self._evaluating = True
+        self._evaluation_events = []
+        # Training seeds itself, and so must anything drawing from PyTorch's global generators:
+        # a resumed run takes finished evaluations from the store instead of training them (or
+        # loading their teacher) again, and must leave those generators where the run never
+        # stopped would have.
         try:
-            advice = self.search.training(ind, context)
-            teacher = None
-            if advice is not None:
-                teacher = self._teacher_model(advice.teacher)
-                spec = attrs.evolve(
-                    spec, distill_temperature=advice.temperature, distill_weight=advice.weight
+            with forked_rng(self.device):
+                advice = self.search.training(ind, context)
+                teacher = None
+                if advice is not None:
+                    teacher = self._teacher_model(advice.teacher)
+                    spec = attrs.evolve(
+                        spec, distill_temperature=advice.temperature, distill_weight=advice.weight
+                    )
+                result, model = evaluate_candidate(
+                    ind.genome,
+                    self.data,
+                    spec,
+                    on_epoch=on_epoch,
+                    teacher=teacher,
+                    timeout=self.experiment.evaluation_timeout,
                 )
-            result, model = evaluate_candidate(
-                ind.genome, self.data, spec, on_epoch=on_epoch, teacher=teacher
-            )
         finally:
             self._evaluating = False
         metrics = result.setdefault("metrics", {})
@@ -402,21 +494,28 @@ class Engine:
             self._teacher = (teacher, model)
         return self._teacher[1]
 
-    def _new_best(self, ind: ops.Individual, model: Any) -> None:
-        """``ind`` is the best so far: its weights are kept for the final result (best/) and
-        as mimicry's teacher (weights/ID.pt, pruned at each checkpoint)."""
+    def _save_weights(self, ind: ops.Individual, model: Any) -> None:
+        """``weights/ID.pt``, written before the evaluation is stored: a stored best always
+        has its weights, also when a resumed run takes its evaluation from the store."""
         import phenotypes as ph
 
+        folder = self.run_dir / "weights"
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / f"{ind.id}.pt", lambda path: ph.save_model(path, ind.genome, model))
+        faults.reached("weights")
+
+    def _new_best(self, ind: ops.Individual) -> None:
+        """``ind`` is the best so far: best/ gets its genome and weights (the final result
+        when nothing better comes) and it becomes mimicry's teacher."""
         self.best, self.best_fitness = ind, ind.fitness.values[0]
         weights = self.run_dir / "weights" / f"{ind.id}.pt"
-        if model is not None:
-            weights.parent.mkdir(exist_ok=True)
-            ph.save_model(weights, ind.genome, model)
         best = self.run_dir / "best"
         best.mkdir(exist_ok=True)
-        (best / "genome.json").write_text(dumps(ind.genome))
+        write_text_atomic(best / "genome.json", dumps(ind.genome))
         if weights.is_file():
-            shutil.copyfile(weights, best / "model.pt")
+            write_atomic(best / "model.pt", lambda path: shutil.copyfile(weights, path))
+        else:  # a store from before weights were kept: the file there is an older best's
+            (best / "model.pt").unlink(missing_ok=True)
 
     def _close_generation(self, evaluated: list[ops.Individual], reporter: Reporter) -> None:
         self.hall_of_fame.update(evaluated)
@@ -452,22 +551,40 @@ class Engine:
                 "phase": self.phase,
                 "best": self.best.id if self.best else None,
                 "best_fitness": self.best_fitness,
+                "evaluations": self.evaluated,
+                "epochs": self.epochs_spent,
+                "failures_in_a_row": self.failures_in_a_row,
+                "last_failures": self.last_failures,
             },
             strategy=self.search.save_state(),
             events=self._events,
         )
         self._events = []
-        self._prune_weights()
+        self._prune_weights(closing=True)
         self.store.set_meta(seconds=self.seconds, generation=self.generation)
         reporter.generation_done(self, record)
 
-    def _prune_weights(self) -> None:
-        # Only the checkpointed best can teach after a resume; older bests are never needed.
+    def _prune_weights(self, closing: bool = False) -> None:
+        """Keep the weights of the best, of the last ``keep_weights`` trained candidates and,
+        within a generation (not ``closing`` one), of its teacher (the best as it began);
+        delete the rest, and what a killed process left half-written."""
         folder = self.run_dir / "weights"
-        if folder.is_dir() and self.best is not None:
-            for path in folder.glob("*.pt"):
-                if path.stem != self.best.id:
-                    path.unlink()
+        if not folder.is_dir():
+            return
+        teacher = None if closing else self.context.best
+        keep = {i.id for i in (self.best, teacher) if i is not None}
+        if self.experiment.keep_weights:
+            keep.update(
+                row[0]
+                for row in self.store.db.execute(
+                    "SELECT individual FROM evaluations WHERE status != 'failed'"
+                    " ORDER BY id DESC LIMIT ?",
+                    (self.experiment.keep_weights,),
+                )
+            )
+        for path in folder.iterdir():
+            if path.suffix != ".pt" or path.stem not in keep:
+                path.unlink(missing_ok=True)
 
     def _front(self) -> list[dict[str, Any]]:
         return [
@@ -495,6 +612,7 @@ class Engine:
         self.generation = checkpoint["generation"]
         counters = checkpoint["counters"]
         self.phase = counters.get("phase", "")
+        self._restore_counters(counters)
         rng = checkpoint["rng"]
         self.rng.setstate(_python_state(rng["engine"]))
         self.search.load_state(checkpoint["strategy"])
@@ -515,6 +633,22 @@ class Engine:
             )
         self.plan = self.search.plan(self._base_plan(), self._sync_context(self.generation))
 
+    def _restore_counters(self, counters: dict[str, Any]) -> None:
+        if "evaluations" in counters:
+            self.evaluated, self.epochs_spent = counters["evaluations"], counters["epochs"]
+            self.failures_in_a_row = counters["failures_in_a_row"]
+            self.last_failures = counters["last_failures"]
+        else:  # an older store: what the generations up to the checkpoint evaluated
+            self.evaluated, self.epochs_spent = self.store.db.execute(
+                "SELECT count(*), coalesce(sum(epochs), 0) FROM evaluations WHERE individual IN"
+                " (SELECT id FROM individuals WHERE generation <= ?)",
+                (self.generation,),
+            ).fetchone()
+        # A run that stopped at a limit stays stopped, unless the limit has been raised since.
+        self.stopped_by = counters.get("stopped_by", "")
+        if self.stopped_by == "generations" or not self._out_of_budget():
+            self.stopped_by = ""
+
     # --- the end ---
 
     def _finish(self, reporter: Reporter) -> dict[str, Any]:
@@ -523,6 +657,7 @@ class Engine:
         # The population keeps the best ever found (mu + lambda), ranked with size as tie-break.
         best = st.best_first(self.population)[0]
         e = self.experiment
+        faults.reached("final")
         reporter.final_training(self, best.genome)
         spec = attrs.evolve(self._spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
         model = None
@@ -572,8 +707,31 @@ class Engine:
         if self.multi_objective:
             summary["objectives"] = self.objectives
             summary["pareto_front"] = self._front()
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.store.fold_log()
+        summary["disk_bytes"] = disk_usage(self.run_dir)
+        write_text_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+
+def disk_usage(run_dir: Path) -> int:
+    """Bytes of the files in ``run_dir`` (the store, weights, best/), but for summary.json and
+    SQLite's shared-memory index (deleted when the store closes)."""
+    return sum(
+        p.stat().st_size
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name != "summary.json" and not p.name.endswith("-shm")
+    )
+
+
+def data_fingerprint(data: Any) -> str:
+    """A hash of a dataset's splits (shapes, types and values): resuming on other data would
+    silently make another run."""
+    digest = hashlib.blake2b(digest_size=16)
+    for split in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        array = getattr(data, split).detach().cpu().contiguous().numpy()
+        digest.update(f"{split}:{array.dtype}:{array.shape};".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def _lineage_operators(store: Store, individual_id: str) -> list[str]:
@@ -613,6 +771,16 @@ def _python_state(state: list) -> tuple:
     return (version, tuple(internal), gauss)
 
 
+def _seed_library_rngs(seed: int) -> None:
+    """Seed the global generators a new run starts with, so that code drawing from them (a
+    plugin's, say) repeats too; checkpoints save them and a resume restores them."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def _restore_library_rngs(states: dict[str, Any]) -> None:
     import torch
 
@@ -633,40 +801,138 @@ def _restore_library_rngs(states: dict[str, Any]) -> None:
 # --- starting and resuming ------------------------------------------------------------------
 
 
-def start(experiment: cfg.Experiment, data: Any) -> Engine:
-    """A new run in ``experiment.run_dir``: writes ``experiment.toml`` and creates the store."""
-    experiment.check()
-    run_dir = Path(experiment.run_dir)
+def claim(run_dir: str | Path) -> RunLock:
+    """Lock ``run_dir`` (created if missing) for a new run; RunError if another process holds
+    it or it already holds a run."""
+    faults.check()
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a directory; choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
     if (run_dir / FILENAME).exists():
+        lock.release()
         raise RunError(
             f"{run_dir} already holds a run; continue it with `ecogen resume {run_dir}`"
             " or choose another --run-dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    toml = cfg.dumps(experiment)
-    (run_dir / "experiment.toml").write_text(toml)
-    store = Store(run_dir / FILENAME, create=True)
-    store.save_config(toml)
-    import importlib.metadata
+    return lock
 
-    store.set_meta(
-        ecogen_version=importlib.metadata.version("ecogen"), created=time.time(), seconds=0.0
-    )
-    return Engine(experiment, run_dir, store, data)
+
+def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) -> Engine:
+    """A new run in ``experiment.run_dir``: writes ``experiment.toml`` and creates the store.
+    ``lock`` is the directory's, from :func:`claim` (taken here when not given)."""
+    experiment.check()
+    run_dir = Path(experiment.run_dir)
+    lock = lock if lock is not None else claim(run_dir)
+    try:
+        toml = cfg.dumps(experiment)
+        write_text_atomic(run_dir / "experiment.toml", toml)
+        import importlib.metadata
+
+        meta = {
+            "ecogen_version": importlib.metadata.version("ecogen"),
+            "created": time.time(),
+            "seconds": 0.0,
+            "data_fingerprint": data_fingerprint(data),
+        }
+        store = Store.create(run_dir / FILENAME, toml, meta, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+    return _engine(experiment, run_dir, store, data)
+
+
+def _engine(experiment: cfg.Experiment, run_dir: Path, store: Store, data: Any) -> Engine:
+    try:
+        return Engine(experiment, run_dir, store, data)
+    except BaseException:
+        store.close()
+        raise
+
+
+@attrs.define
+class Resumption:
+    """An existing run, checked and locked but not yet changed: :meth:`check_data`, then
+    :meth:`open` (which writes), or :meth:`abandon`."""
+
+    run_dir: Path
+    lock: RunLock
+    experiment: cfg.Experiment
+    changes: dict[str, Any]
+    fingerprint: str | None
+
+    def check_data(self, data: Any) -> None:
+        """RunError when ``data`` is not the data the run started with."""
+        if self.fingerprint and data_fingerprint(data) != self.fingerprint:
+            raise RunError(
+                f"{self.run_dir}: dataset {self.experiment.dataset} is not the data this run"
+                " started with (its splits differ); resuming on it would make another run"
+            )
+
+    def open(self, data: Any = None) -> Store:
+        """The store, opened for writing, with the raised limits saved."""
+        store = Store(self.run_dir / FILENAME, lock=self.lock)
+        if self.changes:
+            toml = cfg.dumps(self.experiment)
+            store.save_config(toml)
+            write_text_atomic(self.run_dir / "experiment.toml", toml)
+        if data is not None and not self.fingerprint:  # a run from before fingerprints
+            store.set_meta(data_fingerprint=data_fingerprint(data))
+        return store
+
+    def engine(self, data: Any) -> Engine:
+        """:meth:`check_data`, :meth:`open` and the engine that continues the run."""
+        try:
+            self.check_data(data)
+            store = self.open(data)
+        except BaseException:
+            self.abandon()
+            raise
+        return _engine(self.experiment, self.run_dir, store, data)
+
+    def abandon(self) -> None:
+        self.lock.release()
+
+
+def prepare_resume(run_dir: str | Path, **asked: Any) -> Resumption:
+    """Check that the run in ``run_dir`` can go on with the settings ``asked`` (None: as
+    stored) and lock it, writing nothing; RunError or StoreError says why not."""
+    faults.check()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    check_file(run_dir / FILENAME)
+    lock = RunLock(run_dir)
+    try:
+        with Store(run_dir / FILENAME, readonly=True) as store:
+            try:
+                values = cfg.tomllib.loads(store.config())
+            except cfg.tomllib.TOMLDecodeError as exc:
+                raise StoreError(f"{store.path}: its configuration is damaged ({exc})") from None
+            status = store.get_meta("status")
+            fingerprint = store.get_meta("data_fingerprint")
+        stored = cfg.from_dict({**values, "run_dir": str(run_dir)})
+        changes = cfg.resume_changes(stored, {k: v for k, v in asked.items() if v is not None})
+        if status == "complete" and not set(changes) & set(cfg.LIMITS):
+            raise RunError(
+                f"{run_dir}: this run is complete; raise a limit to go on (--generations,"
+                " --time-budget, --max-evaluations or --max-epochs)"
+            )
+        experiment = attrs.evolve(stored, **changes)
+        experiment.check()
+    except BaseException:
+        lock.release()
+        raise
+    return Resumption(run_dir, lock, experiment, changes, fingerprint)
 
 
 def open_run(run_dir: str | Path, **overrides: Any) -> tuple[Store, cfg.Experiment]:
-    """The store and configuration of an existing run, with limits raised by ``overrides``
-    (``generations``, ``time_budget``, ``max_evaluations``, ``max_epochs``)."""
-    run_dir = Path(run_dir)
-    store = Store(run_dir / FILENAME)
-    values = cfg.tomllib.loads(store.config())
-    raised = {k: v for k, v in overrides.items() if v is not None}
-    values.update(raised)
-    values["run_dir"] = str(run_dir)
-    experiment = cfg.from_dict(values)
-    if raised:
-        toml = cfg.dumps(experiment)
-        store.save_config(toml)
-        (run_dir / "experiment.toml").write_text(toml)
-    return store, experiment
+    """The store (opened for writing, so locked) and configuration of an existing run, with
+    limits raised by ``overrides`` (``generations``, ``time_budget``, ...)."""
+    resumption = prepare_resume(run_dir, **overrides)
+    try:
+        return resumption.open(), resumption.experiment
+    except BaseException:
+        resumption.abandon()
+        raise

@@ -1,18 +1,25 @@
 """The run store: one SQLite file per run (``RUN_DIR/ecogen.sqlite``), in WAL mode.
 
-Every write is its own transaction, committed before the run goes on, so a run killed at any
-moment keeps everything it had computed. The schema is documented in docs/run-store.md; all
-structured values are JSON text, so the ``sqlite3`` shell reads everything.
+Every write is committed before the run goes on, and the writes that belong together (an
+evaluation with its individual and events, a checkpoint) are one transaction, so a run killed at
+any moment keeps everything it had computed and never half of a step. A store opened for writing
+holds the run directory's lock (:mod:`runner.lock`). The schema is documented in
+docs/run-store.md; all structured values are JSON text, so the ``sqlite3`` shell reads everything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from . import faults
+from .lock import RunLock
 
 SCHEMA_VERSION = 2
 FILENAME = "ecogen.sqlite"
@@ -89,48 +96,152 @@ ALTER TABLE checkpoints ADD COLUMN strategy TEXT NOT NULL DEFAULT '{}';
 
 
 class StoreError(Exception):
-    """The run store is missing, from another version, or not an ecogen store."""
+    """The run store is missing, damaged, from another version, or not an ecogen store."""
+
+
+_HEADER = b"SQLite format 3\x00"
+
+
+def check_file(path: Path) -> None:
+    """Refuse (StoreError) what cannot be a whole run store, before SQLite opens it: a missing
+    or empty file, another kind of file, a file shorter than its own header says (truncated)."""
+    if not path.is_file():
+        raise StoreError(f"{path}: no run store here (is this a run directory?)")
+    with path.open("rb") as f:
+        header = f.read(100)
+    size = path.stat().st_size
+    if not header:
+        raise StoreError(f"{path}: empty file, not an ecogen run store")
+    if not header.startswith(_HEADER) or len(header) < 100:
+        raise StoreError(f"{path}: not an SQLite database (damaged, or not a run store)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count is valid only while its two change counters agree (SQLite's
+    # file format, section 1.3.7), and only says what the file holds once the write-ahead log
+    # is folded in: a process killed while folding it leaves the rest to SQLite's recovery.
+    log = path.with_name(path.name + "-wal")
+    folded = not log.exists() or log.stat().st_size == 0
+    if folded and header[24:28] == header[92:96] and pages and size < pages * page_size:
+        raise StoreError(
+            f"{path}: truncated ({size} bytes, its header says {pages * page_size});"
+            " restore it from a copy or start a new run"
+        )
 
 
 class Store:
-    """Typed access to one run's SQLite file."""
+    """Typed access to one run's SQLite file.
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    Opened for writing (the default) it takes the run directory's lock (or keeps ``lock``,
+    already taken) and upgrades an older schema; ``readonly=True`` checks every page and reads
+    without writing a byte of the file or taking the lock. :meth:`create` makes a new store.
+    """
+
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, lock: RunLock | None = None
+    ) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StoreError(f"{self.path}: no run store here (is this a run directory?)")
-        # isolation_level=None: autocommit, with explicit transactions where writes belong
-        # together (a checkpoint); each statement alone is durable as soon as it returns.
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.lock: RunLock | None = None
+        check_file(self.path)
+        if not readonly:
+            self.lock = lock if lock is not None else RunLock(self.path.parent)
+        try:
+            self._open(readonly)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, readonly: bool) -> None:
+        if readonly:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        else:
+            # isolation_level=None: autocommit, with explicit transactions where writes belong
+            # together; each statement alone is durable as soon as it returns.
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
+        if readonly:
+            self._check_integrity()
+        version = self.get_meta("schema_version")
+        if version is None or not version.isdigit():
+            raise StoreError(f"{self.path}: not an ecogen run store")
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: run store schema {version} was written by a newer ecogen (this"
+                f" one reads up to {SCHEMA_VERSION}); upgrade ecogen to open it"
+            )
+        if readonly:
+            return
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        if create:
-            self.db.executescript(SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        version = self.get_meta("schema_version")
-        if version is None:
-            raise StoreError(f"{self.path}: not an ecogen run store")
         if int(version) == 1:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
+            with self.transaction():
                 for statement in _MIGRATE_FROM_1.strip().splitlines():
                     self.db.execute(statement)
                 for statement in SCHEMA.split(";"):
                     if "events" in statement:
                         self.db.execute(statement)
                 self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
-            version = "2"
-        if int(version) != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: run store schema {version}, this ecogen reads {SCHEMA_VERSION}"
-            )
+
+    def _check_integrity(self) -> None:
+        # Reads every page (SQLite's quick_check): a damaged store is refused before a run
+        # writes to it. Done on the read-only look every resume takes first, not again after.
+        try:
+            damage = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable run store ({exc})") from None
+        if damage != "ok":
+            raise StoreError(f"{self.path}: the run store is damaged ({damage})")
+
+    @classmethod
+    def create(
+        cls, path: str | Path, toml: str, meta: dict[str, Any], lock: RunLock | None = None
+    ) -> Store:
+        """A new store holding the configuration ``toml`` and ``meta``, opened for writing.
+
+        Built under a temporary name and renamed into place, so a process killed while creating
+        it leaves either no store or a whole one.
+        """
+        path = Path(path)
+        lock = lock if lock is not None else RunLock(path.parent)
+        partial = path.with_name(path.name + ".new")
+        for leftover in (partial, *(partial.with_name(partial.name + s) for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+        db = sqlite3.connect(partial, isolation_level=None)
+        try:
+            db.executescript(f"BEGIN;{SCHEMA}COMMIT;")
+            with db:
+                db.execute("BEGIN")
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()]
+                )
+                db.execute("INSERT INTO config VALUES (1, ?, ?)", (toml, time.time()))
+        finally:
+            db.close()
+        os.replace(partial, path)
+        return cls(path, lock=lock)
 
     def close(self) -> None:
-        self.db.close()
+        """Close the file and give the run directory's lock back."""
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def fold_log(self) -> None:
+        """Move the write-ahead log into the file and empty it, so that the file's size is the
+        store's (SQLite otherwise does this at 1000 pages and when the last connection closes)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together or not at all (rolled back on any exception)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield
 
     def __enter__(self) -> Store:
         return self
@@ -193,8 +304,12 @@ class Store:
         return _evaluation(row)
 
     def evaluations_by_hash(self) -> dict[str, dict[str, Any]]:
-        """The first evaluation of every genome hash (the de-duplication cache)."""
-        rows = self.db.execute("SELECT * FROM evaluations ORDER BY id DESC").fetchall()
+        """The first evaluation of every genome hash (the de-duplication cache). A child whose
+        mutation failed was never trained, so its row says nothing about its genome."""
+        rows = self.db.execute(
+            "SELECT * FROM evaluations WHERE json_extract(metrics, '$.stage') IS NOT 'mutation'"
+            " ORDER BY id DESC"
+        ).fetchall()
         return {row["genome_hash"]: _evaluation(row) for row in rows}
 
     def add_individual(
@@ -252,9 +367,14 @@ class Store:
 
     def save_checkpoint(self, generation: int, **parts: Any) -> None:
         """One generation's state in one transaction: the population ids, hall of fame ids,
-        logbook, random-number-generator states, counters and the strategies' state."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        logbook, random-number-generator states, counters and the strategies' state.
+
+        Only the last checkpoint is ever resumed from, so older ones keep their population, hall
+        of fame and counters but lose the logbook, generator and strategy states: without that a
+        long run's store would grow with the square of its generations (each logbook holds every
+        earlier generation).
+        """
+        with self.transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO checkpoints (generation, population, hall_of_fame,"
                 " logbook, rng, counters, created_at, strategy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -271,6 +391,12 @@ class Store:
             )
             for event in parts.get("events", ()):
                 self.add_event(**event)
+            self.db.execute(
+                "UPDATE checkpoints SET logbook = '[]', rng = '{}', strategy = '{}'"
+                " WHERE generation < ?",
+                (generation,),
+            )
+            faults.reached("checkpoint")
 
     def last_checkpoint(self) -> dict[str, Any] | None:
         row = self.db.execute(

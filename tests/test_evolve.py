@@ -228,7 +228,7 @@ def test_plugins_lists_every_operator_with_its_provider():
 def test_ctrl_c_on_the_command_line_then_resume_completes(tmp_path):
     run = tmp_path / "run"
     ecogen = [sys.executable, "-m", "runner.cli"]
-    args = [*TINY, "--generations", "40", "--epochs", "3", "--run-dir", str(run)]
+    args = [*TINY, "--generations", "4", "--epochs", "3", "--run-dir", str(run)]
     proc = subprocess.Popen([*ecogen, "evolve", *args], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -244,9 +244,7 @@ def test_ctrl_c_on_the_command_line_then_resume_completes(tmp_path):
     assert proc.returncode == 130, err
     assert f"ecogen resume {run}" in err
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
-    done = subprocess.run(
-        [*ecogen, "resume", str(run), "--generations", "4"], env=env, capture_output=True, text=True
-    )
+    done = subprocess.run([*ecogen, "resume", str(run)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["generations"] == 4 and summary["stopped_by"] == "generations"
