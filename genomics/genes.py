@@ -134,7 +134,7 @@ class Conv:
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 < self.binary_offset < 1e3:
-            raise GenomeError(f"binary_offset: must be > 0, got {self.binary_offset}")
+            raise GenomeError(f"binary_offset: must be in (0, 1000), got {self.binary_offset}")
         if self.padding >= self.kernel:
             raise GenomeError(f"padding: must be < kernel ({self.kernel}), got {self.padding}")
         if self.out_channels % self.groups:
