@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from genomics import Genome, GenomeError
+from genomics import Conv, Genome, GenomeError
 from operators import PluginError
 
 from .config import ConfigError, RunError
@@ -209,7 +209,7 @@ def train(
     console = Console(stderr=True)
     genome_obj, name = load_genome(genome)
     if binarize_patterns and not any(
-        getattr(n.gene, "kernel", 1) > 1 and n.gene.TYPE == "conv" for n in genome_obj.nodes
+        isinstance(n.gene, Conv) and n.gene.kernel > 1 for n in genome_obj.nodes
     ):
         raise click.UsageError(f"--binarize-patterns: {name} has no k x k convolution (k > 1)")
     with console.status(f"loading {dataset}"):
