@@ -194,6 +194,33 @@ def test_a_run_killed_at_its_evaluation_budget_resumes_to_the_same_result(tmp_pa
     assert _outcome(run) == expected
 
 
+def _subset_of(expected, got, where: str = "outcome") -> None:
+    """``got`` holds everything ``expected`` does, equal (dicts may have gained keys)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict), where
+        for key, value in expected.items():
+            assert key in got, f"{where}.{key}: missing"
+            _subset_of(value, got[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), where
+        for i, (a, b) in enumerate(zip(expected, got, strict=True)):
+            _subset_of(a, b, f"{where}[{i}]")
+    else:
+        assert expected == got, f"{where}: expected {expected!r}, got {got!r}"
+
+
+def test_a_run_directory_from_ecogen_0_1_resumes_to_the_same_result(tmp_path):
+    """A run killed by ecogen 0.1.0 mid-generation (tests/fixtures/README.md) resumes with this
+    version to the outcome 0.1.0 had running it straight through."""
+    fixtures = Path(__file__).parent / "fixtures"
+    run = tmp_path / "old run"
+    shutil.copytree(fixtures / "run-0.1.0", run)
+    _resume(run)
+    expected = json.loads((fixtures / "run-0.1.0.expected.json").read_text())
+    got = json.loads(json.dumps(_outcome(run)))  # tuples as JSON lists, as stored
+    _subset_of(expected, got)
+
+
 def test_a_run_killed_from_outside_resumes_to_the_same_result(tmp_path, eigen):
     """SIGKILL by timing, wherever the process happens to be once 3 individuals are stored."""
     config, expected = eigen
