@@ -223,7 +223,7 @@ def train(
             f"[dim]genome adapted to {dataset}: "
             f"input {data.input_shape}, {data.num_classes} classes[/]"
         )
-    from .evaluation import train_and_write
+    from .artifacts import train_and_write
 
     target = ph.resolve_device(device)
     spec = ph.TrainSpec(
@@ -631,7 +631,7 @@ def evolve(config_file: str | None, **flags) -> None:
     console = Console(stderr=True)
     import phenotypes as ph
 
-    from .engine import claim, start
+    from .session import claim, start
 
     lock = claim(experiment.run_dir)  # a second process on this directory stops here
     try:
@@ -659,7 +659,7 @@ def resume(run_dir: str, **flags) -> None:
 
     import phenotypes as ph
 
-    from .engine import prepare_resume
+    from .session import prepare_resume
 
     resumption = prepare_resume(run_dir, **_given(flags))
     experiment = resumption.experiment

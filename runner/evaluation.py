@@ -1,21 +1,21 @@
-"""Evaluating genomes: a candidate during search (failure is data) and the full training of
-one genome that ``ecogen train`` and the end of ``ecogen evolve`` share."""
+"""Evaluating one candidate: train a genome, measure it, and turn anything that goes wrong (an
+exception, a diverging loss, running out of memory, a time limit) into a failed
+:class:`~runner.records.Evaluation`."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
-import os
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from genomics import Genome, canonical_hash, dumps, parameter_counts
+from genomics import Genome, parameter_counts
+
+from .records import Evaluation, Status
 
 
 class EvaluationTimeout(Exception):
@@ -32,16 +32,15 @@ def evaluate_candidate(
     on_epoch: Callable | None = None,
     teacher: Any = None,
     timeout: float = 0.0,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[Evaluation, Any]:
     """Train ``genome`` by ``spec`` (distilling from ``teacher`` when given) and return
-    ``(result, model)``.
+    ``(evaluation, model)``.
 
-    The result holds ``status`` (``ok``, ``stopped`` when ``on_epoch`` ended the training, or
-    ``failed``), ``reason``, ``fitness`` (validation accuracy, 0 on failure: the worst),
-    ``val_accuracy``, ``params``, ``size_bytes``, ``flops``, ``epochs``, ``seconds`` and the
-    per-epoch ``history``. Any exception (running out of GPU memory included), a diverging loss
-    or, with ``timeout`` > 0, taking longer than ``timeout`` seconds becomes a failed result;
-    only KeyboardInterrupt escapes. ``model`` is None on failure.
+    The status is ``ok``, ``stopped`` when ``on_epoch`` ended the training (raising
+    :class:`phenotypes.StopTraining`), or ``failed``; the fitness is the validation accuracy
+    (0 on failure: the worst). Any exception (running out of GPU memory included), a diverging
+    loss or, with ``timeout`` > 0, taking longer than ``timeout`` seconds becomes a failed
+    evaluation; only KeyboardInterrupt escapes. ``model`` is None on failure.
     """
     import phenotypes as ph
 
@@ -62,28 +61,29 @@ def evaluate_candidate(
                 for h in trained.history
             ]
             if trained.status == "diverged":
-                failed = _failed(f"diverged: {trained.reason}", params, history, start)
-                return {**failed, "metrics": metrics}, None
+                return _failed(
+                    f"diverged: {trained.reason}", params, history, start, metrics, False
+                ), None
             model.cpu()
             flops = ph.count_flops(model, data.input_shape)
             size = ph.size_bytes(model)
     except Exception as exc:
         model = None  # this frame lives on in the traceback; its model should not
         release_memory()
-        return failed_result(exc, start, params, metrics), None
-    return {
-        "status": "stopped" if trained.status == "stopped" else "ok",
-        "reason": trained.reason,
-        "fitness": [trained.val_accuracy],
-        "val_accuracy": trained.val_accuracy,
-        "params": params,
-        "size_bytes": size,
-        "flops": flops,
-        "epochs": trained.epochs,
-        "seconds": time.perf_counter() - start,
-        "history": history,
-        "metrics": {**metrics, "device": trained.device},
-    }, model
+        return failed_evaluation(exc, start, params, metrics), None
+    return Evaluation(
+        status=Status.STOPPED if trained.status == "stopped" else Status.OK,
+        reason=trained.reason,
+        fitness=(trained.val_accuracy,),
+        val_accuracy=trained.val_accuracy,
+        params=params,
+        size_bytes=size,
+        flops=flops,
+        epochs=trained.epochs,
+        seconds=time.perf_counter() - start,
+        history=history,
+        metrics={**metrics, "device": trained.device},
+    ), model
 
 
 @contextlib.contextmanager
@@ -131,55 +131,58 @@ def _time_limit(
         signal.signal(signal.SIGALRM, previous)
 
 
-def failed_result(
-    exc: Exception,
+def failed_evaluation(
+    exc: BaseException,
     start: float,
     params: int | None = None,
     metrics: dict[str, Any] | None = None,
     prefix: str = "",
-) -> dict[str, Any]:
-    """The failed result of an evaluation (or a mutation) that raised ``exc``: the reason is
-    ``prefix`` and the first line of ``TYPE: message`` (``timeout: message`` for a timeout),
-    ``metrics.where`` the line it was raised on."""
+) -> Evaluation:
+    """The failed evaluation of a training (or a mutation) that raised ``exc``: the reason is
+    ``prefix`` and the first line of ``TYPE: message`` (``timeout: message`` for a time limit),
+    ``metrics.where`` the line it was raised on, ``metrics.transient`` whether the cause may
+    not repeat."""
     if isinstance(exc, EvaluationTimeout):
         described = f"timeout: {exc}"
     else:
         described = f"{type(exc).__name__}: {exc}"
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    result = _failed((prefix + described).splitlines()[0][:500], params, [], start)
-    result["metrics"] = {**(metrics or {})}
+    metrics = {**(metrics or {})}
     if where is not None:
-        result["metrics"]["where"] = f"{where.filename}:{where.lineno}"
-    return result
+        metrics["where"] = f"{where.filename}:{where.lineno}"
+    return _failed(
+        (prefix + described).splitlines()[0][:500], params, [], start, metrics, _transient(exc)
+    )
 
 
-def _failed(reason: str, params: int | None, history: list, start: float) -> dict[str, Any]:
-    return {
-        "status": "failed",
-        "reason": reason,
-        "fitness": [0.0],
-        "val_accuracy": history[-1]["val_accuracy"] if history else None,
-        "params": params,
-        "size_bytes": None,
-        "flops": None,
-        "epochs": len(history),
-        "seconds": time.perf_counter() - start,
-        "history": history,
-    }
+def _transient(exc: BaseException) -> bool:
+    # A time limit or running out of memory depends on what else the machine was doing; a
+    # CUDA error on the device's state. The same genome may well train another time.
+    if isinstance(exc, (EvaluationTimeout, MemoryError)):
+        return True
+    text = f"{type(exc).__name__}: {exc}"
+    return "out of memory" in text or "OutOfMemoryError" in text or "CUDA error" in text
 
 
-def forked_rng(device: str) -> contextlib.AbstractContextManager:
-    """PyTorch's global generators (the CPU's, and ``device``'s when it is a GPU) restored on
-    leaving, whatever happened inside."""
-    import torch
-
-    import phenotypes as ph
-
-    target = ph.resolve_device(device)
-    if target.type != "cuda":
-        return torch.random.fork_rng(devices=[])
-    index = target.index if target.index is not None else torch.cuda.current_device()
-    return torch.random.fork_rng(devices=[index])
+def _failed(
+    reason: str,
+    params: int | None,
+    history: list,
+    start: float,
+    metrics: dict[str, Any],
+    transient: bool,
+) -> Evaluation:
+    return Evaluation(
+        status=Status.FAILED,
+        reason=reason,
+        fitness=(0.0,),
+        val_accuracy=history[-1]["val_accuracy"] if history else None,
+        params=params,
+        epochs=len(history),
+        seconds=time.perf_counter() - start,
+        history=history,
+        metrics={**metrics, "transient": transient},
+    )
 
 
 def _cuda_allocated() -> int | None:
@@ -198,76 +201,3 @@ def release_memory() -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         gc.collect()
         torch.cuda.empty_cache()
-
-
-def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write ``path`` through ``write(temporary_path)`` and rename it into place, so a process
-    killed meanwhile leaves the old file or the new one, never part of one. (Four lines of
-    ``os.replace``; the libraries that wrap it are unmaintained.)"""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    write(partial)
-    os.replace(partial, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """:func:`write_atomic` for text."""
-    write_atomic(path, lambda p: p.write_text(text))
-
-
-def train_and_write(
-    genome: Genome,
-    name: str,
-    data: Any,
-    dataset: str,
-    spec: Any,
-    out_dir: Path,
-    on_epoch: Callable | None = None,
-    model: Any = None,
-) -> tuple[dict[str, Any], Any]:
-    """Train ``genome`` (or, given a trained ``model``, keep it), measure it once on the test
-    split, and write ``out_dir/{genome.json,model.pt,summary.json}``. Returns the summary and
-    the result of training (None when ``model`` was given)."""
-    import phenotypes as ph
-
-    target = ph.resolve_device(spec.device)
-    result = None
-    if model is None:
-        model = ph.compile_genome(genome, seed=spec.seed)
-        result = ph.train(model, data, spec, on_epoch=on_epoch)
-    cuda = target.type == "cuda"
-    model.to(target)
-    test_accuracy = ph.evaluate(model, data.x_test, data.y_test, bf16=cuda, channels_last=cuda)
-    val_accuracy = (
-        result.val_accuracy
-        if result is not None
-        else ph.evaluate(model, data.x_val, data.y_val, bf16=cuda, channels_last=cuda)
-    )
-    model.cpu()
-    m = ph.measure(model, data.input_shape)
-    summary = {
-        "genome": name,
-        "genome_hash": canonical_hash(genome),
-        "dataset": dataset,
-        "test_accuracy": test_accuracy,
-        "val_accuracy": val_accuracy,
-        "params": m.params,
-        "size_bytes": m.size_bytes,
-        "flops": m.flops,
-        "latency_ms": m.latency_ms,
-        "epochs": result.epochs if result else 0,
-        "seconds": result.seconds if result else 0.0,
-        "status": result.status if result else "completed",
-        "reason": result.reason if result else "",
-        "device": result.device if result else str(target),
-        "seed": spec.seed,
-        "splits": data.sizes(),
-        "history": [
-            {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}
-            for h in (result.history if result else ())
-        ],
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "genome.json", dumps(genome))
-    write_atomic(out_dir / "model.pt", lambda p: ph.save_model(p, genome, model))
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary, result

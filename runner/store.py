@@ -14,12 +14,15 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from . import faults
 from .lock import RunLock
+from .records import Checkpoint, Evaluation, converter, counters_from, reuse_key
 
 SCHEMA_VERSION = 2
 FILENAME = "ecogen.sqlite"
@@ -153,7 +156,9 @@ class Store:
 
     def _open(self, readonly: bool) -> None:
         if readonly:
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            # A URI, so its path is percent-encoded: a '#' or '?' in it would end the path.
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, timeout=30)
         else:
             # isolation_level=None: autocommit, with explicit transactions where writes belong
             # together; each statement alone is durable as soon as it returns.
@@ -275,7 +280,9 @@ class Store:
 
     # --- evaluations and individuals ---
 
-    def add_evaluation(self, individual: str, genome_hash: str, result: dict[str, Any]) -> int:
+    def add_evaluation(self, individual: str, genome_hash: str, evaluation: Evaluation) -> int:
+        """Store ``evaluation`` of ``individual``; returns its id."""
+        e = evaluation
         cur = self.db.execute(
             "INSERT INTO evaluations (individual, genome_hash, status, reason, fitness,"
             " val_accuracy, params, size_bytes, flops, epochs, seconds, history, metrics,"
@@ -283,34 +290,70 @@ class Store:
             (
                 individual,
                 genome_hash,
-                result["status"],
-                result.get("reason", ""),
-                json.dumps(result["fitness"]),
-                result.get("val_accuracy"),
-                result.get("params"),
-                result.get("size_bytes"),
-                result.get("flops"),
-                result.get("epochs", 0),
-                result.get("seconds", 0.0),
-                json.dumps(result.get("history", [])),
-                json.dumps(result.get("metrics", {})),
+                str(e.status),
+                e.reason,
+                json.dumps(list(e.fitness)),
+                e.val_accuracy,
+                e.params,
+                e.size_bytes,
+                e.flops,
+                e.epochs,
+                e.seconds,
+                json.dumps(list(e.history)),
+                json.dumps(e.metrics),
                 time.time(),
             ),
         )
         return cur.lastrowid
 
-    def evaluation(self, evaluation_id: int) -> dict[str, Any]:
+    def evaluation(self, evaluation_id: int) -> Evaluation:
         row = self.db.execute("SELECT * FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no evaluation {evaluation_id}")
         return _evaluation(row)
 
-    def evaluations_by_hash(self) -> dict[str, dict[str, Any]]:
-        """The first evaluation of every genome hash (the de-duplication cache). A child whose
-        mutation failed was never trained, so its row says nothing about its genome."""
+    def record(
+        self,
+        individual: dict[str, Any],
+        evaluation: Evaluation,
+        reused: bool,
+        events: Iterable[dict[str, Any]] = (),
+        **meta: Any,
+    ) -> Evaluation:
+        """An individual (``add_individual``'s fields), its evaluation (added unless
+        ``reused``: then it already has an id), the events of its training and ``meta`` in one
+        transaction, so a resumed run finds all of them or none. Returns the evaluation with
+        its id."""
+        with self.transaction():
+            if not reused:
+                evaluation = attrs.evolve(
+                    evaluation,
+                    id=self.add_evaluation(individual["id"], individual["genome_hash"], evaluation),
+                )
+            faults.reached("record")
+            self.add_individual(**individual, evaluation=evaluation.id, reused=reused)
+            for event in events:
+                self.add_event(**event)
+            self.set_meta(**meta)
+        return evaluation
+
+    def reusable(self) -> dict[tuple, tuple[str, Evaluation]]:
+        """The de-duplication cache: for each reuse key (genome hash, planned epochs,
+        teacher), the first evaluation a run may reuse and the individual it was made for.
+        Left out: children whose mutation failed (never trained), failures that may not
+        repeat, and trainings cut short (extinct or stopped: they say little of the genome
+        trained in full)."""
         rows = self.db.execute(
-            "SELECT * FROM evaluations WHERE json_extract(metrics, '$.stage') IS NOT 'mutation'"
-            " ORDER BY id DESC"
+            "SELECT * FROM evaluations WHERE status IN ('ok', 'failed')"
+            " AND json_extract(metrics, '$.stage') IS NOT 'mutation' ORDER BY id DESC"
         ).fetchall()
-        return {row["genome_hash"]: _evaluation(row) for row in rows}
+        found = {}
+        for row in rows:
+            evaluation = _evaluation(row)
+            if not evaluation.transient:
+                key = reuse_key(row["genome_hash"], evaluation.planned_epochs, evaluation.teacher)
+                found[key] = (row["individual"], evaluation)
+        return found
 
     def add_individual(
         self,
@@ -345,69 +388,126 @@ class Store:
 
     def individual(self, individual_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM individuals WHERE id = ?", (individual_id,)).fetchone()
-        if row is None:
-            return None
-        out = dict(row)
-        out["parents"] = json.loads(out["parents"])
-        out["operators"] = json.loads(out["operators"])
-        return out
+        return None if row is None else _individual(row)
 
     def individuals(self) -> Iterator[dict[str, Any]]:
         for row in self.db.execute("SELECT * FROM individuals ORDER BY created_at"):
-            out = dict(row)
-            out["parents"] = json.loads(out["parents"])
-            out["operators"] = json.loads(out["operators"])
-            yield out
+            yield _individual(row)
 
-    def count(self, table: str, where: str = "1") -> int:
-        assert table in ("evaluations", "individuals", "checkpoints", "events")
-        return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+    def hashes_before(self, generation: int) -> set[str]:
+        """Genome hashes of the individuals of generations before ``generation``."""
+        rows = self.db.execute(
+            "SELECT genome_hash FROM individuals WHERE generation < ?", (generation,)
+        )
+        return {row[0] for row in rows}
+
+    def recently_trained(self, count: int) -> list[str]:
+        """The individuals of the last ``count`` evaluations that did not fail."""
+        rows = self.db.execute(
+            "SELECT individual FROM evaluations WHERE status != 'failed' ORDER BY id DESC LIMIT ?",
+            (count,),
+        )
+        return [row[0] for row in rows]
+
+    def totals_up_to(self, generation: int) -> tuple[int, int]:
+        """Evaluations and training epochs of the generations up to ``generation`` (for stores
+        whose checkpoints did not count them)."""
+        return tuple(
+            self.db.execute(
+                "SELECT count(*), coalesce(sum(epochs), 0) FROM evaluations WHERE individual IN"
+                " (SELECT id FROM individuals WHERE generation <= ?)",
+                (generation,),
+            ).fetchone()
+        )
+
+    def best_accuracy(self) -> float:
+        """The highest validation accuracy of a finished evaluation (-1 when none)."""
+        row = self.db.execute(
+            "SELECT max(val_accuracy) FROM evaluations WHERE status = 'ok'"
+        ).fetchone()
+        return row[0] if row[0] is not None else -1.0
+
+    def champion(self) -> str | None:
+        """The best individual ever evaluated: the highest validation accuracy of a finished
+        evaluation, then the fewest parameters, then the earliest (None when nothing
+        finished)."""
+        row = self.db.execute(
+            "SELECT i.id FROM individuals i JOIN evaluations e ON e.id = i.evaluation"
+            " WHERE e.status = 'ok' ORDER BY e.val_accuracy DESC, e.params ASC, e.id ASC,"
+            " i.rowid ASC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def totals(self) -> dict[str, int]:
+        """What a run's summary counts: individuals, ``dedup_hits`` (individuals that reused
+        an evaluation), ``failures``, ``extinct`` and ``epochs_saved`` (by extinction)."""
+        individuals, reused = self.db.execute(
+            "SELECT count(*), coalesce(sum(reused), 0) FROM individuals"
+        ).fetchone()
+        failures, extinct, saved = self.db.execute(
+            "SELECT coalesce(sum(status = 'failed'), 0), coalesce(sum(status = 'extinct'), 0),"
+            " coalesce(sum(json_extract(metrics, '$.epochs_saved')), 0) FROM evaluations"
+        ).fetchone()
+        return {
+            "individuals": individuals,
+            "dedup_hits": reused,
+            "failures": failures,
+            "extinct": extinct,
+            "epochs_saved": saved,
+        }
 
     # --- checkpoints ---
 
-    def save_checkpoint(self, generation: int, **parts: Any) -> None:
-        """One generation's state in one transaction: the population ids, hall of fame ids,
-        logbook, random-number-generator states, counters and the strategies' state.
+    def save_checkpoint(
+        self, checkpoint: Checkpoint, events: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """One generation's state and ``events`` in one transaction.
 
         Only the last checkpoint is ever resumed from, so older ones keep their population, hall
         of fame and counters but lose the logbook, generator and strategy states: without that a
         long run's store would grow with the square of its generations (each logbook holds every
         earlier generation).
         """
+        c = checkpoint
         with self.transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO checkpoints (generation, population, hall_of_fame,"
                 " logbook, rng, counters, created_at, strategy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    generation,
-                    json.dumps(parts["population"]),
-                    json.dumps(parts["hall_of_fame"]),
-                    json.dumps(parts["logbook"]),
-                    json.dumps(parts["rng"]),
-                    json.dumps(parts["counters"]),
+                    c.generation,
+                    json.dumps(list(c.population)),
+                    json.dumps(list(c.hall_of_fame)),
+                    json.dumps(list(c.logbook)),
+                    json.dumps(c.rng),
+                    json.dumps(converter.unstructure(c.counters)),
                     time.time(),
-                    json.dumps(parts.get("strategy", {})),
+                    json.dumps(c.strategy),
                 ),
             )
-            for event in parts.get("events", ()):
+            for event in events:
                 self.add_event(**event)
             self.db.execute(
                 "UPDATE checkpoints SET logbook = '[]', rng = '{}', strategy = '{}'"
                 " WHERE generation < ?",
-                (generation,),
+                (c.generation,),
             )
             faults.reached("checkpoint")
 
-    def last_checkpoint(self) -> dict[str, Any] | None:
+    def last_checkpoint(self) -> Checkpoint | None:
         row = self.db.execute(
             "SELECT * FROM checkpoints ORDER BY generation DESC LIMIT 1"
         ).fetchone()
         if row is None:
             return None
-        out = dict(row)
-        for key in ("population", "hall_of_fame", "logbook", "rng", "counters", "strategy"):
-            out[key] = json.loads(out[key])
-        return out
+        return Checkpoint(
+            generation=row["generation"],
+            population=json.loads(row["population"]),
+            hall_of_fame=json.loads(row["hall_of_fame"]),
+            logbook=json.loads(row["logbook"]),
+            rng=json.loads(row["rng"]),
+            counters=counters_from(json.loads(row["counters"])),
+            strategy=json.loads(row["strategy"]),
+        )
 
     # --- events ---
 
@@ -432,8 +532,25 @@ class Store:
         return [{**dict(row), "data": json.loads(row["data"])} for row in rows]
 
 
-def _evaluation(row: sqlite3.Row) -> dict[str, Any]:
+def _individual(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
-    for key in ("fitness", "history", "metrics"):
-        out[key] = json.loads(out[key])
+    out["parents"] = json.loads(out["parents"])
+    out["operators"] = json.loads(out["operators"])
     return out
+
+
+def _evaluation(row: sqlite3.Row) -> Evaluation:
+    return Evaluation(
+        status=row["status"],
+        reason=row["reason"],
+        fitness=json.loads(row["fitness"]),
+        val_accuracy=row["val_accuracy"],
+        params=row["params"],
+        size_bytes=row["size_bytes"],
+        flops=row["flops"],
+        epochs=row["epochs"],
+        seconds=row["seconds"],
+        history=json.loads(row["history"]),
+        metrics=json.loads(row["metrics"]),
+        id=row["id"],
+    )

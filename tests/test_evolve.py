@@ -15,7 +15,8 @@ import phenotypes as ph
 from genomics import canonical_hash, loads
 from runner import config as cfg
 from runner.cli import main
-from runner.engine import SilentReporter, open_run, start
+from runner.engine import SilentReporter
+from runner.session import open_run, start
 
 TINY = [
     "--dataset", "digits", "--population", "4", "--generations", "2", "--epochs", "1",

@@ -30,8 +30,8 @@ from genomics.testing import genomes, invalid_documents
 from runner import config as cfg
 from runner import faults
 from runner.cli import main
-from runner.engine import prepare_resume
 from runner.lock import RunLock
+from runner.session import prepare_resume
 
 ECOGEN = [sys.executable, "-m", "runner.cli"]
 ENV = {k: v for k, v in os.environ.items() if k != faults.VARIABLE}

@@ -15,7 +15,7 @@ import strategies as st
 from operators import PluginError
 from runner import config as cfg
 from runner.cli import main
-from runner.engine import open_run, start
+from runner.session import open_run, start
 from strategies.testing import check_strategy, decide, generations, make_context
 
 ALL = [*st.names(), *(p for p in st.PRESETS if p not in st.names())]

@@ -1,0 +1,248 @@
+"""Typed records that cross the runner's boundaries: a candidate to evaluate (:class:`Task`),
+its result (:class:`Evaluation`), the counters a checkpoint carries (:class:`Counters`) and the
+run's summary (:class:`Summary`). Frozen attrs classes, converted to JSON with cattrs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import cattrs
+from attrs import field, frozen
+
+from genomics import Genome
+
+
+class Status(str, enum.Enum):
+    """How an evaluation ended. A ``str`` enum: ``status == "ok"`` holds, and it is stored as
+    its value."""
+
+    OK = "ok"
+    FAILED = "failed"
+    #: Stopped by accelerated extinction at a landmark epoch.
+    EXTINCT = "extinct"
+    #: Stopped by something else: a strategy's own stop, or the run's time budget.
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Failures whose cause may not repeat (a busy or shared machine, a lost worker): their genome
+# deserves another try, so their result is never reused. Stores written before the flag existed
+# are judged by the reason's text.
+_TRANSIENT_MARKS = ("timeout:", "out of memory", "OutOfMemoryError", "CUDA error", "worker died")
+
+
+def transient_reason(reason: str) -> bool:
+    """Whether a failure with this reason may go otherwise when tried again."""
+    return any(mark in reason for mark in _TRANSIENT_MARKS)
+
+
+#: The keys an :class:`Evaluation` answers to as a mapping (what strategies read).
+_KEYS = (
+    "id",
+    "status",
+    "reason",
+    "fitness",
+    "val_accuracy",
+    "params",
+    "size_bytes",
+    "flops",
+    "epochs",
+    "seconds",
+    "history",
+    "metrics",
+    "planned_epochs",
+)
+
+
+@frozen
+class Evaluation(Mapping):
+    """The result of evaluating one candidate: failure is data, never an exception.
+
+    ``fitness`` is what selection compares (validation accuracy first, then the costs a
+    multi-objective run minimises; 0 and infinite costs on failure); ``history`` holds one
+    ``{"epoch", "train_loss", "val_accuracy"}`` per trained epoch; ``metrics`` the rest
+    (``planned_epochs``, ``teacher``, ``device``, ``stage``, extinction details,
+    ``transient``, ``stopped_by``). ``id`` is its row in the run store once stored.
+
+    Strategies may read it as the read-only dict it was in earlier versions
+    (``evaluation["status"]``, ``evaluation.get("params")``).
+    """
+
+    status: Status = field(converter=Status)
+    reason: str = ""
+    fitness: tuple[float, ...] = field(default=(0.0,), converter=tuple)
+    val_accuracy: float | None = None
+    params: int | None = None
+    size_bytes: int | None = None
+    flops: int | None = None
+    epochs: int = 0
+    seconds: float = 0.0
+    history: tuple[dict[str, Any], ...] = field(default=(), converter=tuple)
+    metrics: dict[str, Any] = field(factory=dict)
+    id: int | None = None
+
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs the candidate was to train (all of them, when it finished)."""
+        return self.metrics.get("planned_epochs", self.epochs)
+
+    @property
+    def teacher(self) -> str | None:
+        """The individual it distilled from (mimicry), if any."""
+        return self.metrics.get("teacher")
+
+    @property
+    def transient(self) -> bool:
+        """A failure that may not repeat (a timeout, running out of memory, a lost worker)."""
+        if self.status != Status.FAILED:
+            return False
+        return bool(self.metrics.get("transient", transient_reason(self.reason)))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
+
+    # Mapping access, for strategies written against the dict of earlier versions. attrs
+    # puts its own __eq__ and __hash__ on the class, so records compare by their fields.
+    def __getitem__(self, key: str) -> Any:
+        if key not in _KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KEYS)
+
+    def __len__(self) -> int:
+        return len(_KEYS)
+
+
+@frozen
+class Task:
+    """A candidate handed to an evaluator: train ``genome`` for ``epochs`` with ``seed``
+    (derived from the run seed and the individual's id), distilling from ``teacher`` (an
+    individual whose weights the run keeps) when given. A result depends on these fields only,
+    never on where or when it runs."""
+
+    individual: str
+    genome: Genome
+    genome_hash: str
+    generation: int
+    seed: int
+    epochs: int
+    teacher: str | None = None
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
+
+    @property
+    def key(self) -> tuple[str, int, str | None]:
+        """What decides its result beyond the seed, for reuse: see :func:`reuse_key`."""
+        return reuse_key(self.genome_hash, self.epochs, self.teacher)
+
+
+def reuse_key(genome_hash: str, planned_epochs: int, teacher: str | None) -> tuple:
+    """De-duplication reuses a result only for the same structure trained the same way: the
+    same planned epochs (succession trains for half of them in its primary phase) and the
+    same teacher (mimicry)."""
+    return (genome_hash, planned_epochs, teacher)
+
+
+@frozen
+class Counters:
+    """What a checkpoint carries besides populations and states. ``evaluations`` and
+    ``epochs`` are None in stores written before they were counted (the store is counted
+    instead)."""
+
+    seconds: float = 0.0
+    stopped_by: str = ""
+    phase: str = ""
+    #: The best so far (first to reach the highest validation accuracy): mimicry's teacher.
+    best: str | None = None
+    best_fitness: float = -1.0
+    evaluations: int | None = None
+    epochs: int | None = None
+    failures_in_a_row: int = 0
+    last_failures: tuple[str, ...] = field(default=(), converter=tuple)
+
+
+@frozen
+class Checkpoint:
+    """A generation's end, enough to go on from it: the population and hall of fame (ids), the
+    logbook, every generator's state (:mod:`runner.rng`), the counters and the strategies'
+    state."""
+
+    generation: int
+    population: tuple[str, ...] = field(converter=tuple)
+    hall_of_fame: tuple[str, ...] = field(converter=tuple)
+    logbook: tuple[dict[str, Any], ...] = field(converter=tuple)
+    rng: dict[str, Any]
+    counters: Counters
+    strategy: dict[str, Any]
+
+
+@frozen
+class BestSummary:
+    """The best network of a run, as trained again at the end."""
+
+    id: str
+    generation: int
+    genome_hash: str
+    search_val_accuracy: float
+    val_accuracy: float
+    test_accuracy: float
+    params: int
+    size_bytes: int
+    flops: int
+    final_epochs: int
+    operators: tuple[str, ...] = field(converter=tuple)
+
+
+@frozen
+class Summary:
+    """``RUN_DIR/summary.json``. ``seconds`` is the search's time; the final training's is
+    ``final_training_seconds``. ``objectives`` and ``pareto_front`` only in multi-objective
+    runs."""
+
+    best: BestSummary
+    dataset: str
+    strategy: tuple[str, ...] = field(converter=tuple)
+    strategies: tuple[str, ...] = field(converter=tuple)
+    phase: str
+    generations: int
+    evaluations: int
+    epochs_trained: int
+    epochs_saved: int
+    extinct: int
+    dedup_hits: int
+    failures: int
+    individuals: int
+    seconds: float
+    final_training_seconds: float
+    stopped_by: str
+    device: str
+    run_dir: str
+    disk_bytes: int = 0
+    objectives: tuple[str, ...] | None = None
+    pareto_front: tuple[dict[str, Any], ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = converter.unstructure(self)
+        for key in ("objectives", "pareto_front"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+
+converter = cattrs.Converter()
+converter.register_unstructure_hook(Status, lambda s: s.value)
+converter.register_structure_hook(Status, lambda v, _: Status(v))
+
+
+def counters_from(values: dict[str, Any]) -> Counters:
+    """Counters from a checkpoint's JSON, any version (missing keys take their defaults)."""
+    names = {a.name for a in Counters.__attrs_attrs__}
+    return converter.structure({k: v for k, v in values.items() if k in names}, Counters)

@@ -1,0 +1,119 @@
+"""The end of a search: its champion trained again, and the summary (``RUN_DIR/summary.json``)
+of the best network and of what the search spent and found."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from genomics import canonical_hash
+from strategies import best_first
+
+from . import faults
+from .artifacts import train_and_write
+from .records import BestSummary, Summary
+from .store import Store
+
+
+def lineage_operators(store: Store, individual_id: str) -> list[str]:
+    """Every operator applied from the first generation to ``individual_id``, oldest first
+    (following first parents)."""
+    chain: list[str] = []
+    row = store.individual(individual_id)
+    while row is not None:
+        chain[:0] = row["operators"]
+        row = store.individual(row["parents"][0]) if row["parents"] else None
+    return chain
+
+
+def summarize(
+    engine: Any, best: Any, final: dict[str, Any], search_seconds: float, disk_bytes: int
+) -> Summary:
+    """The run's :class:`Summary`: ``best`` is the individual reported, ``final`` the summary
+    of its final training, ``search_seconds`` the search's time without that training."""
+    e, store = engine.experiment, engine.store
+    totals = store.totals()
+    front = None
+    if len(engine.objectives) > 1:
+        # A failed candidate's costs are infinite: it is on no front worth reporting.
+        front = tuple(
+            {"id": i.id, **dict(zip(engine.objectives, i.fitness.values, strict=True))}
+            for i in engine.hall_of_fame
+            if all(math.isfinite(v) for v in i.fitness.values)
+        )
+    return Summary(
+        best=BestSummary(
+            id=best.id,
+            generation=best.generation,
+            genome_hash=canonical_hash(best.genome),
+            search_val_accuracy=best.fitness.values[0],
+            val_accuracy=final["val_accuracy"],
+            test_accuracy=final["test_accuracy"],
+            params=final["params"],
+            size_bytes=final["size_bytes"],
+            flops=final["flops"],
+            final_epochs=e.final_epochs,
+            operators=lineage_operators(store, best.id),
+        ),
+        dataset=e.dataset,
+        strategy=e.strategy,
+        strategies=engine.search.names,
+        phase=engine.phase,
+        generations=engine.generation,
+        evaluations=engine.budget.evaluations,
+        epochs_trained=engine.budget.epochs,
+        epochs_saved=totals["epochs_saved"],
+        extinct=totals["extinct"],
+        dedup_hits=totals["dedup_hits"],
+        failures=totals["failures"],
+        individuals=totals["individuals"],
+        seconds=round(search_seconds, 3),
+        final_training_seconds=final["seconds"],
+        stopped_by=engine.stopped_by,
+        device=engine.device,
+        run_dir=str(engine.run_dir),
+        disk_bytes=disk_bytes,
+        objectives=tuple(engine.objectives) if front is not None else None,
+        pareto_front=front,
+    )
+
+
+def champion(engine: Any) -> Any:
+    """The best individual ever evaluated (not the best of the last population: a strategy
+    may let the best die): the highest validation accuracy of a finished training, then the
+    smaller network, then the earlier."""
+    found = engine.store.champion()
+    if found is not None:
+        return engine.stored(found)
+    return best_first(engine.population)[0]  # nothing finished: the least bad
+
+
+def finish(engine: Any, reporter: Any) -> dict[str, Any]:
+    """Train the run's champion again (``final_epochs``; 0 keeps its search weights), write
+    ``best/`` and ``summary.json``, and return the summary."""
+    import phenotypes as ph
+
+    e, files = engine.experiment, engine.files
+    best = champion(engine)
+    search_seconds = engine.seconds
+    faults.reached("final")
+    reporter.final_training(engine, best.genome)
+    spec = attrs.evolve(engine.spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
+    model = None
+    if not e.final_epochs:
+        for saved in (files.best / "model.pt", files.weights_of(best.id)):
+            if saved.is_file():
+                genome, model = ph.load_model(saved)
+                if canonical_hash(genome) == canonical_hash(best.genome):
+                    break
+                model = None  # an equally accurate, larger network's
+    final, _ = train_and_write(
+        best.genome, best.id, engine.data, e.dataset, spec, files.best, model=model
+    )
+    engine.store.set_meta(seconds=search_seconds)
+    engine.store.fold_log()
+    summary = summarize(engine, best, final, search_seconds, files.disk_usage()).to_dict()
+    files.write_summary(summary)
+    return summary
