@@ -35,7 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/trainer_overhead.py
-	$(BIN)/python bench/operators.py
+	$(BIN)/python bench/mutation_speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -11,8 +11,8 @@ classes), trained at full precision, pattern-binarized (every 3x3 convolution; t
 no 1x1 ones) and fine-tuned, for both scale variants: test accuracy and size at each stage, as
 in the SEP-Nets table (ResNet-20 on CIFAR-10: 91.18% full, 15.46% binarized, 86.49% fine-tuned).
 
-    python bench/phenotypes.py                    # both parts, seeds 0-2
-    python bench/phenotypes.py --part binarize --seeds 0 --epochs 10 --finetune-epochs 5
+    python bench/thesis_phenotypes.py                    # both parts, seeds 0-2
+    python bench/thesis_phenotypes.py --part binarize --seeds 0 --epochs 10 --finetune-epochs 5
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ here in memory: every digit upscaled to 5/7 of N x N, placed at a random offset 
 image (up to 2/7 of N pixels in each direction) and drowned in Gaussian noise (sigma 0.35); a
 harder task, of MNIST's size at N = 28.
 
-    python bench/strategies.py                       # both parts, digits and digits16, seeds 0-2
-    python bench/strategies.py --part compare --datasets digits28 --seeds 0
+    python bench/search_strategies.py    # both parts, digits and digits16, seeds 0-2
+    python bench/search_strategies.py --part compare --datasets digits28 --seeds 0
 """
 
 from __future__ import annotations

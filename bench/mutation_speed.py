@@ -8,8 +8,8 @@
   training step (forward and backward, batch 64) of the compiled module; the ratio says how many
   training steps a compilation costs.
 
-    python bench/operators.py                    # digits-shaped genomes (1, 8, 8)
-    python bench/operators.py --shape 3,32,32    # CIFAR-shaped genomes
+    python bench/mutation_speed.py                    # digits-shaped genomes (1, 8, 8)
+    python bench/mutation_speed.py --shape 3,32,32    # CIFAR-shaped genomes
 """
 
 from __future__ import annotations
