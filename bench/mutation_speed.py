@@ -17,14 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and this file would shadow the
-# `operators` package it measures.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import torch
 import torch.nn.functional as F
