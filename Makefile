@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ecogen-installed
 
-.PHONY: demo test test-slow lint format bench clean
+.PHONY: demo test test-slow lint format bench bench-smoke clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The slow tests, tests/test_bench.py's smoke runs of every bench script among them.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
@@ -35,7 +36,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/trainer_overhead.py
-	$(BIN)/python bench/operators.py
+	$(BIN)/python bench/mutation_speed.py
+
+# Every bench script at a tiny size (--smoke, seconds each): checks that they run, measures nothing.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m pytest -m slow tests/test_bench.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

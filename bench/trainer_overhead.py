@@ -8,6 +8,7 @@ loss. Runs alternate and the median of each is compared.
 
     python bench/trainer_overhead.py                      # CPU, LeNet-5 on digits
     python bench/trainer_overhead.py --throughput         # GPU: images/s, bf16 x channels_last
+    python bench/trainer_overhead.py --smoke              # seconds: both modes at a tiny size
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from torch.utils.data import DataLoader, TensorDataset
 import phenotypes as ph
 import zoo
 from zoo.builders import resnet
+
+#: ``--smoke``: the defaults of a run of seconds through the same code, overhead and throughput
+#: both, to check that the script works (its figures mean nothing); options given still win.
+SMOKE = {"epochs": 1, "repeats": 1, "batch_size": 16, "images": 48}
 
 
 def plain_loop(model, data, spec: ph.TrainSpec) -> float:
@@ -139,6 +144,13 @@ def main() -> None:
     parser.add_argument("--throughput", action="store_true", help="images/s on CIFAR-shaped data")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the same code at a tiny size, in seconds: checks that the script runs",
+    )
+    if parser.parse_known_args()[0].smoke:
+        parser.set_defaults(**SMOKE)
     args = parser.parse_args()
     if args.throughput:
         if args.batch_size == 64:
@@ -148,6 +160,8 @@ def main() -> None:
         throughput(args)
     else:
         overhead(args)
+        if args.smoke:
+            throughput(args)
 
 
 if __name__ == "__main__":

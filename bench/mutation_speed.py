@@ -8,8 +8,9 @@
   training step (forward and backward, batch 64) of the compiled module; the ratio says how many
   training steps a compilation costs.
 
-    python bench/operators.py                    # digits-shaped genomes (1, 8, 8)
-    python bench/operators.py --shape 3,32,32    # CIFAR-shaped genomes
+    python bench/mutation_speed.py                    # digits-shaped genomes (1, 8, 8)
+    python bench/mutation_speed.py --shape 3,32,32    # CIFAR-shaped genomes
+    python bench/mutation_speed.py --smoke            # seconds: a few genomes
 """
 
 from __future__ import annotations
@@ -17,14 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and this file would shadow the
-# `operators` package it measures.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +26,10 @@ import torch.nn.functional as F
 import genomics as G
 import operators as ops
 import phenotypes as ph
+
+#: ``--smoke``: the defaults of a run of seconds through the same code, to check that the script
+#: works (its figures mean nothing); options given still win.
+SMOKE = {"mutations": 40, "compiles": 4}
 
 
 def genomes_along_chains(shape, classes, count: int, seed: int) -> list[G.Genome]:
@@ -86,6 +84,13 @@ def main() -> None:
     parser.add_argument("--mutations", type=int, default=2000)
     parser.add_argument("--compiles", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the same code at a tiny size, in seconds: checks that the script runs",
+    )
+    if parser.parse_known_args()[0].smoke:
+        parser.set_defaults(**SMOKE)
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
     torch.set_num_threads(max(torch.get_num_threads(), 1))

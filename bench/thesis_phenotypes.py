@@ -11,8 +11,9 @@ classes), trained at full precision, pattern-binarized (every 3x3 convolution; t
 no 1x1 ones) and fine-tuned, for both scale variants: test accuracy and size at each stage, as
 in the SEP-Nets table (ResNet-20 on CIFAR-10: 91.18% full, 15.46% binarized, 86.49% fine-tuned).
 
-    python bench/phenotypes.py                    # both parts, seeds 0-2
-    python bench/phenotypes.py --part binarize --seeds 0 --epochs 10 --finetune-epochs 5
+    python bench/thesis_phenotypes.py                    # both parts, seeds 0-2
+    python bench/thesis_phenotypes.py --part binarize --seeds 0 --epochs 10 --finetune-epochs 5
+    python bench/thesis_phenotypes.py --smoke            # seconds: both parts, one seed, one epoch
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolv
 import genomics as G  # noqa: E402
 import phenotypes as ph  # noqa: E402
 import zoo  # noqa: E402
+
+#: ``--smoke``: the defaults of a run of seconds through the same code, both parts, to check that
+#: the script works (its figures mean nothing); options given still win.
+SMOKE = {"seeds": [0], "epochs": 1, "finetune_epochs": 1}
 
 
 def with_dropout(kind: str, rate: float, data: ph.Dataset) -> G.Genome:
@@ -145,6 +150,13 @@ def main() -> None:
     parser.add_argument("--finetune-lr", type=float, default=0.01)
     parser.add_argument("--offset", type=float, default=0.06)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the same code at a tiny size, in seconds: checks that the script runs",
+    )
+    if parser.parse_known_args()[0].smoke:
+        parser.set_defaults(**SMOKE)
     args = parser.parse_args()
     import torch
 

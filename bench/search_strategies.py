@@ -16,8 +16,9 @@ here in memory: every digit upscaled to 5/7 of N x N, placed at a random offset 
 image (up to 2/7 of N pixels in each direction) and drowned in Gaussian noise (sigma 0.35); a
 harder task, of MNIST's size at N = 28.
 
-    python bench/strategies.py                       # both parts, digits and digits16, seeds 0-2
-    python bench/strategies.py --part compare --datasets digits28 --seeds 0
+    python bench/search_strategies.py    # both parts, digits and digits16, seeds 0-2
+    python bench/search_strategies.py --part compare --datasets digits28 --seeds 0
+    python bench/search_strategies.py --smoke    # seconds: both parts, one seed, tiny searches
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ from runner.engine import start  # noqa: E402
 
 EIGEN_WITHOUT_EXTINCTION = ["succession", "aggressive", "duplication", "mimicry"]
 ARGS = argparse.Namespace(max_params=100_000)
+
+#: ``--smoke``: the defaults of a run of seconds through the same code, both parts and both kinds
+#: of dataset, to check that the script works (its figures mean nothing); options given still win.
+SMOKE = {
+    "seeds": [0],
+    "population": 3,
+    "epochs": 1,
+    "budget": 6,
+    "budget_hard": 6,
+    "generations": 2,
+    "final_epochs": 1,
+}
 
 
 def harder_digits(seed: int, size: int = 28) -> ph.Dataset:
@@ -249,6 +262,13 @@ def main() -> None:
         "--max-params", type=int, default=100_000, help="the same size limit for every strategy"
     )
     parser.add_argument("--json", type=Path, help="write every run's figures here")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the same code at a tiny size, in seconds: checks that the script runs",
+    )
+    if parser.parse_known_args()[0].smoke:
+        parser.set_defaults(**SMOKE)
     global ARGS
     args = ARGS = parser.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
