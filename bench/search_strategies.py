@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,11 +34,9 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
-import phenotypes as ph  # noqa: E402
-from runner import config as cfg  # noqa: E402
-from runner.engine import start  # noqa: E402
+import phenotypes as ph
+from runner import config as cfg
+from runner.session import start
 
 EIGEN_WITHOUT_EXTINCTION = ["succession", "aggressive", "duplication", "mimicry"]
 ARGS = argparse.Namespace(max_params=100_000)
@@ -104,9 +101,7 @@ def run_one(workdir: Path, data: ph.Dataset, seed: int, label: str, **config) ->
     engine = start(experiment, data)
     try:
         summary = engine.run()
-        curve = engine.store.db.execute(
-            "SELECT epochs, val_accuracy, status FROM evaluations ORDER BY id"
-        ).fetchall()
+        curve = [(e.epochs, e.val_accuracy, e.status) for e in engine.store.evaluations()]
     finally:
         engine.store.close()
     spent, points = 0, []

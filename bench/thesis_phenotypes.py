@@ -21,17 +21,13 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import attrs
 
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
-
-import genomics as G  # noqa: E402
-import phenotypes as ph  # noqa: E402
-import zoo  # noqa: E402
+import genomics as G
+import phenotypes as ph
+import zoo
 
 #: ``--smoke``: the defaults of a run of seconds through the same code, both parts, to check that
 #: the script works (its figures mean nothing); options given still win.

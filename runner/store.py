@@ -312,6 +312,10 @@ class Store:
             raise StoreError(f"{self.path}: no evaluation {evaluation_id}")
         return _evaluation(row)
 
+    def evaluations(self) -> list[Evaluation]:
+        """Every evaluation, in the order they were made."""
+        return [_evaluation(r) for r in self.db.execute("SELECT * FROM evaluations ORDER BY id")]
+
     def record(
         self,
         individual: dict[str, Any],

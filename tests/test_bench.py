@@ -16,7 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "bench").glob("*.py"))
 # Where the commands that run them are shown.
-DOCUMENTED_IN = ["Makefile", "README.md", "docs/benchmarks.md"]
+DOCUMENTED_IN = [
+    "Makefile",
+    "README.md",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")),
+]
 
 
 def project_modules() -> set[str]:
