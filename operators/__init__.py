@@ -1,6 +1,7 @@
-"""Mutation operators as DEAP operators: the 15 mutations of the thesis table, their registry
-(built-ins and ``ecogen.operators`` entry points), ``mutate``, the toolbox factory, and EIGEN's
-gene duplication (:mod:`operators.duplication`).
+"""Mutation operators as DEAP operators: the 15 mutations of the thesis table and the two
+SEP-Net phenotype mutations (off by default), their registry (built-ins and
+``ecogen.operators`` entry points, on the plugin registry strategies share), ``mutate``, the
+toolbox factory, and EIGEN's gene duplication (:mod:`operators.duplication`).
 
 Imports genomics and deap, never torch. Hypothesis strategies for testing operators are in
 :mod:`operators.testing`.
@@ -9,20 +10,20 @@ Imports genomics and deap, never torch. Hypothesis strategies for testing operat
 from . import mutations
 from .config import DEFAULT_CONFIG, MutationConfig
 from .duplication import Block, duplicate_blocks, duplication_candidates, feature_blocks
+from .effects import KINDS, Effect, layer_census
+from .errors import NotApplicable, PluginError
 from .individual import Fitness, Individual, same_genome
 from .mutations import THESIS_MUTATIONS
+from .plugins import Registry
 from .registry import (
     ENTRY_POINT_GROUP,
-    KINDS,
-    Effect,
-    NotApplicable,
+    OPERATORS,
     OperatorInfo,
-    PluginError,
     admits,
     get,
-    layer_census,
     mutation,
     names,
+    refused,
     registered,
 )
 from .toolbox import make_toolbox, mutate
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "ENTRY_POINT_GROUP",
     "KINDS",
+    "OPERATORS",
     "THESIS_MUTATIONS",
     "Block",
     "Effect",
@@ -40,6 +42,7 @@ __all__ = [
     "NotApplicable",
     "OperatorInfo",
     "PluginError",
+    "Registry",
     "admits",
     "duplicate_blocks",
     "duplication_candidates",
@@ -51,6 +54,7 @@ __all__ = [
     "mutation",
     "mutations",
     "names",
+    "refused",
     "registered",
     "same_genome",
 ]

@@ -44,7 +44,8 @@ from genomics import (
 )
 
 from .config import DEFAULT_CONFIG, MutationConfig
-from .registry import NotApplicable, layer_census
+from .effects import layer_census
+from .errors import NotApplicable
 
 __all__ = ["Block", "duplicate_blocks", "duplication_candidates", "feature_blocks"]
 

@@ -36,7 +36,8 @@ from genomics import (
 )
 
 from .config import MutationConfig
-from .registry import Effect, mutation
+from .effects import Effect
+from .registry import mutation
 
 Candidates = Iterator[Genome]
 

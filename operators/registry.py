@@ -10,136 +10,24 @@ packages expose such functions under the entry-point group ``ecogen.operators``.
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import update_wrapper
-from importlib import metadata
 from typing import Any
 
+import attrs
 from attrs import frozen
 
-from genomics import (
-    Add,
-    Concat,
-    Conv,
-    Dense,
-    Dropout,
-    Genome,
-    GenomeError,
-    Pool,
-    classifier_node,
-    validate,
-)
+from genomics import Genome, GenomeError, validate
 
 from .config import DEFAULT_CONFIG, MutationConfig
+from .effects import Effect, layer_census
+from .errors import NotApplicable, PluginError
 from .individual import Individual
+from .plugins import BUILTIN_PROVIDER, Registry
 
 ENTRY_POINT_GROUP = "ecogen.operators"
-BUILTIN_PROVIDER = "ecogen"
 
 Transform = Callable[[Genome, random.Random, MutationConfig], "Genome | Iterable[Genome] | None"]
-
-
-class NotApplicable(Exception):
-    """A mutation cannot apply to this genome (the message says why); pick another."""
-
-
-class PluginError(Exception):
-    """A plugin cannot be registered; the message names the plugin and what is wrong."""
-
-
-#: The layer kinds an :class:`Effect` counts.
-KINDS = ("conv", "pool", "dropout", "dense", "add", "concat")
-
-
-def layer_census(genome: Genome) -> Counter:
-    """How many layers of each kind: convolutions, window pools (not global ones), dropouts,
-    hidden dense layers (not the classifier), additions and concatenations."""
-    classifier = classifier_node(genome)
-    counts: Counter = Counter({k: 0 for k in KINDS})
-    for node in genome.nodes:
-        gene = node.gene
-        if isinstance(gene, Conv):
-            counts["conv"] += 1
-        elif isinstance(gene, Pool) and not gene.global_pool:
-            counts["pool"] += 1
-        elif isinstance(gene, Dropout):
-            counts["dropout"] += 1
-        elif isinstance(gene, Dense) and node.id != classifier:
-            counts["dense"] += 1
-        elif isinstance(gene, Add):
-            counts["add"] += 1
-        elif isinstance(gene, Concat):
-            counts["concat"] += 1
-    return counts
-
-
-@frozen
-class Effect:
-    """What an operator changes, checkably: ``delta`` layers of ``kind`` (+1 adds one, -1
-    removes one), the ``also`` changes of other kinds (a block insertion: ``also=(("add",
-    3),)``), and nothing else; or, with ``delta == 0``, the ``field`` of one ``kind`` layer and
-    nothing else."""
-
-    kind: str
-    delta: int
-    field: str | None = None
-    also: tuple[tuple[str, int], ...] = ()
-
-    def __attrs_post_init__(self) -> None:
-        for kind in (self.kind, *(k for k, _ in self.also)):
-            if kind not in KINDS:
-                raise ValueError(f"effect kind: must be one of {', '.join(KINDS)}, got {kind!r}")
-        if (self.delta == 0) != (self.field is not None):
-            raise ValueError("effect: an alteration (delta 0) names a field; nothing else does")
-        if self.also and self.delta == 0:
-            raise ValueError("effect: an alteration changes one layer; it has no `also`")
-
-    def __str__(self) -> str:
-        if self.delta == 0:
-            return f"{self.kind}.{self.field}"
-        return ", ".join(f"{k} {d:+d}" for k, d in self._deltas().items())
-
-    def _deltas(self) -> dict[str, int]:
-        return {self.kind: self.delta, **dict(self.also)}
-
-    def problems(self, before: Genome, after: Genome) -> list[str]:
-        """How ``after`` departs from what this effect says of a mutation of ``before``."""
-        counts_before, counts_after = layer_census(before), layer_census(after)
-        deltas = self._deltas()
-        problems = []
-        for kind in KINDS:
-            want = counts_before[kind] + deltas.get(kind, 0)
-            if counts_after[kind] != want:
-                problems.append(f"{kind} layers: expected {want}, got {counts_after[kind]}")
-        if self.delta == 0:
-            if len(before) != len(after):
-                problems.append(f"nodes: expected {len(before)}, got {len(after)}")
-            else:
-                changed = [(a, b) for a, b in zip(before.nodes, after.nodes, strict=True) if a != b]
-                ok = (
-                    len(changed) == 1
-                    and changed[0][0].id == changed[0][1].id
-                    and changed[0][0].inputs == changed[0][1].inputs
-                    and type(changed[0][0].gene) is type(changed[0][1].gene)
-                    and _fields_changed(changed[0][0].gene, changed[0][1].gene) == {self.field}
-                )
-                if not ok:
-                    problems.append(f"expected one {self.kind} to change only its {self.field}")
-        elif len(after) - len(before) != sum(deltas.values()):
-            want = len(before) + sum(deltas.values())
-            problems.append(f"nodes: expected {want}, got {len(after)}")
-        return problems
-
-
-def _fields_changed(a: Any, b: Any) -> set[str]:
-    import attrs
-
-    # padding follows kernel ("same" padding), so a kernel change may carry it along.
-    changed = {f.name for f in attrs.fields(type(a)) if getattr(a, f.name) != getattr(b, f.name)}
-    if "kernel" in changed:
-        changed.discard("padding")
-    return changed
 
 
 @frozen
@@ -185,10 +73,6 @@ def admits(config: MutationConfig, genome: Genome) -> bool:
     except GenomeError:
         return False
     return layer_census(genome)["conv"] <= config.max_convolutions
-
-
-_BUILTIN: dict[str, OperatorInfo] = {}
-_PLUGINS: dict[str, OperatorInfo] | None = None
 
 
 def _provider_of(module: str) -> str:
@@ -242,68 +126,46 @@ def mutation(
             _provider_of(transform.__module__),
             weight,
         )
-        _register(_BUILTIN if function.info.provider == BUILTIN_PROVIDER else _extra, function)
+        OPERATORS.add(op_name, function.info, same=_same_transform)
         return function
 
     return decorate
 
 
-# Operators registered by importing a module that is not an entry point (a user's script).
-_extra: dict[str, OperatorInfo] = {}
+def _same_transform(a: OperatorInfo, b: OperatorInfo) -> bool:
+    # A module imported twice (as a script and by name, say) registers its operators again.
+    return (a.transform.__module__, a.transform.__qualname__) == (
+        b.transform.__module__,
+        b.transform.__qualname__,
+    )
 
 
-def _register(table: dict[str, OperatorInfo], function: Any) -> None:
-    info = function.info
-    known = table.get(info.name)
-    if known is not None and (
-        known.transform.__module__,
-        known.transform.__qualname__,
-    ) != (info.transform.__module__, info.transform.__qualname__):
+def _load(ep_name: str, function: Any, provider: str) -> tuple[str, OperatorInfo]:
+    info = getattr(function, "info", None)
+    if not isinstance(info, OperatorInfo):
         raise PluginError(
-            f"operator {info.name!r} of {info.provider} is already registered by {known.provider}"
+            f"operator {ep_name!r} of {provider}: not an ecogen operator (decorate its transform"
+            " with @operators.mutation)"
         )
-    table[info.name] = info
+    # The package that declares the entry point provides it; everything it declared (its
+    # draw weight included) stays as declared.
+    return info.name, attrs.evolve(info, provider=provider)
 
 
-def _load_plugins() -> dict[str, OperatorInfo]:
-    found: dict[str, OperatorInfo] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        provider = ep.dist.name if ep.dist is not None else ep.module.split(".")[0]
-        try:
-            function = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {provider}: entry point {ep.name} = {ep.value} cannot be loaded:"
-                f" {type(exc).__name__}: {exc}"
-            ) from exc
-        info = getattr(function, "info", None)
-        if not isinstance(info, OperatorInfo):
-            raise PluginError(
-                f"plugin {provider}: entry point {ep.name} = {ep.value} is not an ecogen"
-                " operator (decorate its transform with @operators.mutation)"
-            )
-        if info.name in _BUILTIN or info.name in found:
-            owner = _BUILTIN.get(info.name) or found[info.name]
-            raise PluginError(
-                f"plugin {provider}: operator {info.name!r} is already registered by"
-                f" {owner.provider}"
-            )
-        found[info.name] = OperatorInfo(
-            info.name, info.function, info.transform, info.changes, info.effect, provider
-        )
-        _extra.pop(info.name, None)
-    return found
+#: Every mutation operator: ecogen's, ``ecogen.operators`` entry points', and those registered
+#: by imported code.
+OPERATORS: Registry[OperatorInfo] = Registry("operator", ENTRY_POINT_GROUP, _load)
 
 
 def registered(reload: bool = False) -> dict[str, OperatorInfo]:
     """Every registered operator by name: built-ins first, then plugins (entry points, loaded
     once; ``reload`` scans them again) and operators registered by imported user code."""
-    global _PLUGINS
-    from . import mutations  # noqa: F401  (registers the built-ins)
+    return OPERATORS.registered(reload)
 
-    if _PLUGINS is None or reload:
-        _PLUGINS = _load_plugins()
-    return {**_BUILTIN, **_PLUGINS, **_extra}
+
+def refused(reload: bool = False) -> dict[str, str]:
+    """Operator plugins that were refused, by entry-point name, with the reason."""
+    return OPERATORS.refused(reload)
 
 
 def names() -> list[str]:
@@ -313,7 +175,9 @@ def names() -> list[str]:
 
 def get(name: str) -> OperatorInfo:
     """The operator registered as ``name``."""
-    table = registered()
-    if name not in table:
-        raise KeyError(f"no operator named {name!r} (registered: {', '.join(table)})")
-    return table[name]
+    try:
+        return OPERATORS.get(name)
+    except KeyError:
+        raise KeyError(
+            f"no operator named {name!r} (registered: {', '.join(registered())})"
+        ) from None

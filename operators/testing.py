@@ -16,7 +16,8 @@ from genomics import Genome, GenomeError, dumps, loads, validate
 from genomics.testing import SMALL_SHAPES, genomes, invalid_documents
 
 from .config import DEFAULT_CONFIG, MutationConfig
-from .registry import NotApplicable, OperatorInfo, get, names
+from .errors import NotApplicable
+from .registry import OperatorInfo, get, names
 
 __all__ = [
     "SMALL_SHAPES",

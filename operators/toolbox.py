@@ -12,8 +12,9 @@ from deap import base, tools
 from genomics import Genome
 
 from .config import DEFAULT_CONFIG, MutationConfig
+from .errors import NotApplicable
 from .individual import Individual
-from .registry import NotApplicable, registered
+from .registry import registered
 
 
 def mutate(

@@ -4,20 +4,20 @@ An entry point names a strategy class: ``ageing = "my_package:Ageing"``. The cla
 the options of the experiment's ``[strategies.NAME]`` table as keyword arguments (its defaults
 must make a working strategy) and is checked against the hook specification when it is
 registered: a hook whose arguments do not match is refused with a message naming the plugin and
-the hook.
+the hook. The registry is :class:`operators.Registry`, with the operators' refusal rule.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from typing import Any
 
 import pluggy
 from attrs import frozen
 
-from operators import PluginError
+from operators import PluginError, Registry
+from operators.plugins import BUILTIN_PROVIDER
 
 from .aggressive import Aggressive
 from .base import StrategyError
@@ -27,7 +27,6 @@ from .nsga2 import NSGA2
 from .spec import PROJECT, StrategySpec
 
 ENTRY_POINT_GROUP = "ecogen.strategies"
-BUILTIN_PROVIDER = "ecogen"
 
 
 @frozen
@@ -44,20 +43,17 @@ class StrategyInfo:
         return doc.split(". ")[0].rstrip(".")
 
 
-_BUILTIN = {
-    cls.name: StrategyInfo(cls.name, cls, BUILTIN_PROVIDER)
-    for cls in (
-        Tournament,
-        UniformRandom,
-        Roulette,
-        Aggressive,
-        Succession,
-        Extinction,
-        Duplication,
-        Mimicry,
-        NSGA2,
-    )
-}
+_BUILTIN_CLASSES = (
+    Tournament,
+    UniformRandom,
+    Roulette,
+    Aggressive,
+    Succession,
+    Extinction,
+    Duplication,
+    Mimicry,
+    NSGA2,
+)
 
 #: Named combinations of strategies with their options; ``[strategies.NAME]`` tables in the
 #: experiment override these options.
@@ -75,9 +71,6 @@ PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     ),
     "nsga2": (("nsga2", {}),),
 }
-
-_PLUGINS: dict[str, StrategyInfo] | None = None
-_REFUSED: dict[str, str] = {}
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -113,50 +106,31 @@ def _check(info: StrategyInfo) -> None:
     register(plugin_manager(), instance, info.name, info.provider)
 
 
-def _load_plugins() -> tuple[dict[str, StrategyInfo], dict[str, str]]:
-    found: dict[str, StrategyInfo] = {}
-    refused: dict[str, str] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        provider = ep.dist.name if ep.dist is not None else ep.module.split(".")[0]
-        try:
-            cls = ep.load()
-            if not isinstance(cls, type):
-                raise PluginError(
-                    f"strategy {ep.name!r} of {provider}: entry point {ep.value} is not a class"
-                )
-            if ep.name in _BUILTIN or ep.name in PRESETS or ep.name in found:
-                owner = found[ep.name].provider if ep.name in found else BUILTIN_PROVIDER
-                raise PluginError(
-                    f"strategy {ep.name!r} of {provider}: the name is already taken by {owner}"
-                )
-            info = StrategyInfo(ep.name, cls, provider)
-            _check(info)
-        except PluginError as exc:
-            refused[ep.name] = str(exc)
-            continue
-        except Exception as exc:
-            refused[ep.name] = (
-                f"strategy {ep.name!r} of {provider}: entry point {ep.value} cannot be loaded:"
-                f" {type(exc).__name__}: {exc}"
-            )
-            continue
-        found[ep.name] = info
-    return found, refused
+def _load(ep_name: str, cls: Any, provider: str) -> tuple[str, StrategyInfo]:
+    if not isinstance(cls, type):
+        raise PluginError(f"strategy {ep_name!r} of {provider}: entry point is not a class")
+    info = StrategyInfo(ep_name, cls, provider)
+    _check(info)
+    return ep_name, info
+
+
+#: Every strategy: ecogen's and ``ecogen.strategies`` entry points'.
+STRATEGIES: Registry[StrategyInfo] = Registry(
+    "strategy", ENTRY_POINT_GROUP, _load, reserved=PRESETS
+)
+for _cls in _BUILTIN_CLASSES:
+    STRATEGIES.add(_cls.name, StrategyInfo(_cls.name, _cls, BUILTIN_PROVIDER))
 
 
 def registered(reload: bool = False) -> dict[str, StrategyInfo]:
     """Every usable strategy by name: built-ins, then plugins (entry points, checked and loaded
     once; ``reload`` scans them again)."""
-    global _PLUGINS, _REFUSED
-    if _PLUGINS is None or reload:
-        _PLUGINS, _REFUSED = _load_plugins()
-    return {**_BUILTIN, **_PLUGINS}
+    return STRATEGIES.registered(reload)
 
 
 def refused(reload: bool = False) -> dict[str, str]:
     """Plugins that were refused, by entry-point name, with the reason."""
-    registered(reload)
-    return dict(_REFUSED)
+    return STRATEGIES.refused(reload)
 
 
 def names() -> list[str]:
@@ -166,15 +140,13 @@ def names() -> list[str]:
 
 def get(name: str) -> StrategyInfo:
     """The strategy registered as ``name``; PluginError for a refused plugin."""
-    table = registered()
-    if name in table:
-        return table[name]
-    if name in _REFUSED:
-        raise PluginError(_REFUSED[name])
-    raise StrategyError(
-        f"strategy: no strategy or preset named {name!r}"
-        f" (strategies: {', '.join(table)}; presets: {', '.join(PRESETS)})"
-    )
+    try:
+        return STRATEGIES.get(name)
+    except KeyError:
+        raise StrategyError(
+            f"strategy: no strategy or preset named {name!r}"
+            f" (strategies: {', '.join(registered())}; presets: {', '.join(PRESETS)})"
+        ) from None
 
 
 def expand(selected: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -250,6 +222,7 @@ __all__ = [
     "BUILTIN_PROVIDER",
     "ENTRY_POINT_GROUP",
     "PRESETS",
+    "STRATEGIES",
     "StrategyInfo",
     "create",
     "expand",

@@ -1,5 +1,7 @@
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # The tests train tiny networks, for which a thread pool only adds waiting; on a busy machine its
@@ -14,3 +16,47 @@ settings.register_profile(
 )
 settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=200)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """``install_plugin(dist, module, source, entry_points)``: a distribution installed as pip
+    would (``module.py`` and a dist-info with ``entry_points``, e.g. ``{"ecogen.operators":
+    {"demo": "module:function"}}``) on ``sys.path`` for this test; the registries scan it.
+    Returns the folder, for ``PYTHONPATH`` in a subprocess. Undone after the test."""
+    import sys
+    import textwrap
+
+    import operators
+    import strategies
+
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    modules = []
+
+    def install(dist: str, module: str, source: str, entry_points: dict) -> Path:
+        (folder / f"{module}.py").write_text(textwrap.dedent(source))
+        info = folder / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        lines = []
+        for group, entries in entry_points.items():
+            lines.append(f"[{group}]")
+            lines.extend(f"{name} = {value}" for name, value in entries.items())
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        monkeypatch.syspath_prepend(str(folder))
+        sys.modules.pop(module, None)
+        modules.append(module)
+        operators.registered(reload=True)
+        strategies.registered(reload=True)
+        return folder
+
+    yield install
+    monkeypatch.undo()  # off sys.path before the registries scan again
+    for module in modules:
+        sys.modules.pop(module, None)
+    for name, info in list(operators.OPERATORS.extra.items()):
+        if info.transform.__module__ in modules:
+            del operators.OPERATORS.extra[name]
+    operators.registered(reload=True)
+    strategies.registered(reload=True)

@@ -2,10 +2,10 @@ import copy
 import pickle
 import random
 import sys
-import textwrap
 
 import pytest
 import torch
+from click.testing import CliRunner
 from deap import algorithms, tools
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -15,6 +15,7 @@ import operators as ops
 import phenotypes as ph
 import zoo
 from operators.testing import apply_chain, check_mutation, genomes, mutation_chains
+from runner.cli import main
 
 # Parametrized over the registry, so a newly registered operator (built-in or plugin) is tested
 # without anyone adding it here. With 15 operators and the default 100 examples per test, each
@@ -200,34 +201,27 @@ def double_first_conv(genome, rng, config):
 
 
 not_an_operator = len
+
+
+@operators.mutation(
+    changes="doubles the first convolution's channels, only when asked for",
+    effect=operators.Effect("conv", 0, "out_channels"),
+    weight=0.0,
+)
+def off_by_default(genome, rng, config):
+    return double_first_conv.transform(genome, rng, config)
 """
 
 
-def _install_plugin(tmp_path, monkeypatch, value="ecogen_plugin_demo:double_first_conv"):
-    (tmp_path / "ecogen_plugin_demo.py").write_text(textwrap.dedent(PLUGIN))
-    info = tmp_path / "ecogen_plugin_demo-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: ecogen-plugin-demo\nVersion: 1.0\n"
+def _install(install_plugin, value="ecogen_plugin_demo:double_first_conv"):
+    install_plugin(
+        "ecogen-plugin-demo", "ecogen_plugin_demo", PLUGIN, {"ecogen.operators": {"demo": value}}
     )
-    (info / "entry_points.txt").write_text(f"[ecogen.operators]\ndemo = {value}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "ecogen_plugin_demo", raising=False)
 
 
-@pytest.fixture
-def plugin_registry(monkeypatch):
-    yield
-    monkeypatch.undo()  # take the plugin off sys.path before scanning entry points again
-    ops.registry._extra.pop("double_first_conv", None)
-    ops.registered(reload=True)
-
-
-def test_entry_point_operators_register_and_pass_the_same_checks(
-    tmp_path, monkeypatch, plugin_registry
-):
-    _install_plugin(tmp_path, monkeypatch)
-    table = ops.registered(reload=True)
+def test_entry_point_operators_register_and_pass_the_same_checks(install_plugin):
+    _install(install_plugin)
+    table = ops.registered()
     info = table["double_first_conv"]
     assert info.provider == "ecogen-plugin-demo"
     toolbox = ops.make_toolbox()
@@ -239,10 +233,29 @@ def test_entry_point_operators_register_and_pass_the_same_checks(
         apply_chain(genome, ["double_first_conv", *random.Random(seed).sample(OPERATORS, 5)], seed)
 
 
-def test_a_bad_plugin_is_refused_with_its_name(tmp_path, monkeypatch, plugin_registry):
-    _install_plugin(tmp_path, monkeypatch, value="ecogen_plugin_demo:not_an_operator")
-    with pytest.raises(ops.PluginError, match=r"plugin ecogen-plugin-demo: .* not an ecogen op"):
-        ops.registered(reload=True)
+def test_a_plugin_operator_keeps_the_weight_it_declares(install_plugin):
+    """An operator declared off by default (weight 0) stays off when it comes from a plugin."""
+    _install(install_plugin, "ecogen_plugin_demo:off_by_default")
+    info = ops.registered()["off_by_default"]
+    assert info.provider == "ecogen-plugin-demo" and info.weight == 0.0
+    genome = zoo.load("lenet5")
+    for seed in range(30):
+        child = ops.Individual(genome)
+        ops.mutate(child, rng=random.Random(seed), count=(3, 3))
+        assert "off_by_default" not in child.operators
+    child = ops.Individual(genome)
+    ops.mutate(child, rng=random.Random(0), weights={"off_by_default": 1e9})
+    assert child.operators == ["off_by_default"]
+
+
+def test_a_bad_plugin_is_refused_with_its_name_and_the_others_still_load(install_plugin):
+    _install(install_plugin, "ecogen_plugin_demo:not_an_operator")
+    refused = ops.refused()["demo"]
+    assert refused.startswith("operator 'demo' of ecogen-plugin-demo: not an ecogen operator")
+    assert "\n" not in refused
+    assert set(ops.THESIS_MUTATIONS) <= set(ops.names())  # the rest still load
+    listing = CliRunner().invoke(main, ["plugins"])
+    assert listing.exit_code == 1 and "refused:" in listing.output and refused in listing.output
 
 
 def test_operators_never_import_torch():

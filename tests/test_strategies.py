@@ -2,7 +2,6 @@ import json
 import math
 import sqlite3
 import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -199,33 +198,27 @@ def test_a_plugin_whose_hooks_do_not_match_is_refused(plugin, hook):
     assert f"strategy {plugin.name!r}" in message and hook in message and "\n" not in message
 
 
+BAD_STRATEGY = """
+from strategies import Strategy, hookimpl
+
+class Bad(Strategy):
+    name = "bad"
+
+    @hookimpl
+    def ecogen_select_survivors(self, candidates, count, colour):
+        return candidates[:count]
+"""
+
+
 @pytest.fixture
-def bad_plugin(tmp_path, monkeypatch):
-    """An installed distribution (a dist-info on sys.path) whose strategy has a wrong hook."""
-    (tmp_path / "bad_strategy.py").write_text(
-        textwrap.dedent(
-            """
-            from strategies import Strategy, hookimpl
-
-            class Bad(Strategy):
-                name = "bad"
-
-                @hookimpl
-                def ecogen_select_survivors(self, candidates, count, colour):
-                    return candidates[:count]
-            """
-        )
+def bad_plugin(install_plugin):
+    """An installed distribution whose strategy has a wrong hook."""
+    install_plugin(
+        "bad-strategy",
+        "bad_strategy",
+        BAD_STRATEGY,
+        {"ecogen.strategies": {"bad": "bad_strategy:Bad"}},
     )
-    info = tmp_path / "bad_strategy-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-strategy\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ecogen.strategies]\nbad = bad_strategy:Bad\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    st.registered(reload=True)
-    yield
-    monkeypatch.undo()
-    sys.modules.pop("bad_strategy", None)
-    st.registered(reload=True)
 
 
 def test_an_installed_plugin_with_a_wrong_hook_is_refused_by_name(bad_plugin, tmp_path):

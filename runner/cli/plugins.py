@@ -1,0 +1,41 @@
+"""``ecogen plugins``: what is registered (operators, strategies, presets) and by whom, and
+which plugins were refused."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+def plugins() -> None:
+    """List the registered operators, strategies and presets with the package providing each.
+
+    Plugins that were refused (an entry point that cannot be loaded, an operator that is not
+    one, a strategy whose hook does not match the specification, a name already taken) are
+    listed with the reason, and the exit status is 1.
+    """
+    import operators
+    import strategies
+
+    table = operators.registered(reload=True)
+    width = max(len(n) for n in table)
+    click.echo("operators:")
+    for name, info in table.items():
+        effect = str(info.effect) if info.effect else "-"
+        off = "" if info.weight else " (off unless [weights] give it a weight)"
+        click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}{off}")
+    found = strategies.registered(reload=True)
+    width = max(len(n) for n in [*found, *strategies.PRESETS])
+    click.echo("strategies:")
+    for name, info in found.items():
+        summary = info.summary if len(info.summary) <= 72 else info.summary[:71] + "…"
+        click.echo(f"  {name:<{width}}  {info.provider:<13} {summary}")
+    click.echo("presets:")
+    for name, members in strategies.PRESETS.items():
+        click.echo(f"  {name:<{width}}  {' + '.join(m for m, _ in members)}")
+    refused = [*operators.refused().values(), *strategies.refused().values()]
+    if refused:
+        click.echo("refused:")
+        for message in refused:
+            click.echo(f"  {message}")
+        raise click.exceptions.Exit(1)
