@@ -1,7 +1,7 @@
 """Genomes become PyTorch modules: the compiler, the extra layers, training, measurement and
 datasets."""
 
-from .binarize import BinarizationReport, Stage, binarize_and_finetune
+from .binarize import BinarizationReport, Stage, binarize_and_finetune, binarize_network
 from .checkpoint import load_model, save_model
 from .compiler import ACTIVATION_FUNCTIONS, compile_genome
 from .data import Dataset, DatasetError, load_dataset
@@ -39,6 +39,7 @@ __all__ = [
     "TrainResult",
     "TrainSpec",
     "binarize_and_finetune",
+    "binarize_network",
     "binarize_patterns",
     "compile_genome",
     "count_flops",

@@ -10,7 +10,7 @@ from torch import nn
 
 from .data import Dataset
 from .layers import binarize_patterns
-from .measure import size_bytes
+from .measure import measure, size_bytes
 from .training import EpochMetrics, TrainResult, TrainSpec, evaluate, resolve_device, train
 
 
@@ -83,3 +83,30 @@ def binarize_and_finetune(
     finetuned = _stage("finetuned", model, data, spec.device) if result else binarized
     finetuned = attrs.evolve(finetuned, name="finetuned")
     return BinarizationReport((full, binarized, finetuned), tuple(layers), scale, offset, result)
+
+
+def binarize_network(
+    model: nn.Module,
+    data: Dataset,
+    spec: TrainSpec,
+    *,
+    scale: str = "filter",
+    offset: float = 0.06,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> tuple[BinarizationReport, dict]:
+    """:func:`binarize_and_finetune` a trained ``model`` in place, then measure it on the CPU:
+    the report, and the binarized network's figures for a summary (its fine-tuned validation
+    and test accuracy, parameters, size, FLOPs, latency, and the report as a dict)."""
+    report = binarize_and_finetune(model, data, spec, scale=scale, offset=offset, on_epoch=on_epoch)
+    model.cpu()
+    m = measure(model, data.input_shape)
+    final = report.stage("finetuned")
+    return report, {
+        "test_accuracy": final.test_accuracy,
+        "val_accuracy": final.val_accuracy,
+        "params": m.params,
+        "size_bytes": m.size_bytes,
+        "flops": m.flops,
+        "latency_ms": m.latency_ms,
+        "binarization": report.as_dict(),
+    }

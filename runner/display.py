@@ -16,7 +16,8 @@ def _clock(seconds: float) -> str:
 
 class RichReporter:
     """One progress line (generation, evaluations, best so far, elapsed and remaining time)
-    and one log line per finished generation, on stderr."""
+    and one log line per finished generation, on stderr. Log lines are printed whole, never
+    wrapped: in a log file or CI output a wrapped row is two half rows."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -68,7 +69,8 @@ class RichReporter:
             f"[bold]ecogen evolve[/] {e.dataset}: strategy {'+'.join(engine.search.names)},"
             f" population {e.population},"
             f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {engine.device}"
-            f" -> {engine.run_dir}"
+            f" -> {engine.run_dir}",
+            soft_wrap=True,
         )
         self._update(engine, "")
 
@@ -83,7 +85,9 @@ class RichReporter:
         params = best.evaluation.get("params") or 0
         self.best = f"{best.fitness.values[0]:.2%} ({params:,} params)"
         if result["status"] == "failed":
-            self.console.print(f"[yellow]{individual.id} failed:[/] {result['reason']}")
+            self.console.print(
+                f"[yellow]{individual.id} failed:[/] {result['reason']}", soft_wrap=True
+            )
         self._update(engine, "")
 
     def generation_done(self, engine: Any, record: dict) -> None:
@@ -92,7 +96,8 @@ class RichReporter:
             f"  failed {record['failed']:>2}  extinct {record.get('extinct', 0):>2}"
             f"  val max {record['max']:.2%}"
             f"  mean {record['mean']:.2%}  best params {record['params'] or 0:,}"
-            f"  [dim]{_clock(record['seconds'])}[/]"
+            f"  [dim]{_clock(record['seconds'])}[/]",
+            soft_wrap=True,
         )
         self._update(engine, "")
 
@@ -116,6 +121,7 @@ def final_table(summary: dict[str, Any]) -> Table:
         ("de-duplicated", str(summary["dedup_hits"])),
         ("failures", str(summary["failures"])),
         ("search time", f"{_clock(summary['seconds'])} (stopped by {summary['stopped_by']})"),
+        ("final training", _clock(summary["final_training_seconds"])),
         ("disk", f"{summary['disk_bytes'] / 2**20:,.1f} MiB"),
         ("written to", f"{summary['run_dir']}/best"),
     )
