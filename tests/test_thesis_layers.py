@@ -93,13 +93,22 @@ def test_binarize_and_finetune_reports_three_stages_and_saves(tmp_path, scale):
     model = ph.compile_genome(genome, seed=0)
     ph.train(model, data, ph.TrainSpec(epochs=2, device="cpu"))
     full_size = ph.size_bytes(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     spec = ph.TrainSpec(epochs=2, lr=0.01, device="cpu")
     report = ph.binarize_and_finetune(model, data, spec, scale=scale)
     assert [s.name for s in report.stages] == ["full", "binarized", "finetuned"]
     assert report.layers == ("conv1", "conv2")
     assert report.stage("full").size_bytes == full_size > report.stage("binarized").size_bytes
     assert report.stage("finetuned").test_accuracy > 0.3
-    # Fine-tuning moved the rest of the network but not one sign.
+    # Fine-tuning moved the rest of the network but not one sign: each binarized layer still
+    # holds the signs of the trained full-precision weights.
+    for layer in report.layers:
+        signs = torch.where(before[f"{layer}.weight"] >= 0, 1.0, -1.0)
+        assert torch.equal(getattr(model, layer).sign, signs), layer
+    moved = [
+        k for k in ("fc1.weight", "fc2.weight") if not torch.equal(before[k], model.state_dict()[k])
+    ]
+    assert moved, "fine-tuning changed none of the full-precision layers"
     ph.save_model(tmp_path / "m.pt", genome, model)
     _, loaded = ph.load_model(tmp_path / "m.pt")
     x = data.x_test[:32]

@@ -20,7 +20,10 @@ def test_ageing_honours_the_strategy_contract(generation, seed):
 def test_the_oldest_die_whatever_their_fitness(generation):
     population, children = generation
     decided = decide(Search([Ageing()]), population, children)
-    kept = len(decided["survivors"])
-    youngest = [c.id for c in children][-kept:] if kept <= len(children) else None
-    if youngest is not None:
-        assert decided["survivors"] == youngest
+    count = min(len(population), len(population) + len(children))  # the plan keeps P
+    # Every child is younger than every parent; within a generation, the later made is younger.
+    if count <= len(children):
+        youngest = children[len(children) - count :]
+    else:
+        youngest = population[len(population) - (count - len(children)) :] + children
+    assert decided["survivors"] == [i.id for i in youngest]
