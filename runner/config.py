@@ -281,6 +281,10 @@ def load(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (is it a TOML file?)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(
+            f"{path}: nested too deeply to read (arrays or tables in each other)"
+        ) from None
 
 
 def dumps(experiment: Experiment) -> str:

@@ -157,6 +157,19 @@ def test_error_messages_name_the_place(change, message):
     assert message in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"schema_version": 2, "nodes": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+)
+def test_deeply_nested_documents_are_refused_in_one_line(text):
+    with pytest.raises(G.GenomeError, match="nested too deeply") as info:
+        G.loads(text)
+    assert str(info.value).startswith("document: ") and "\n" not in str(info.value)
+
+
 def test_every_problem_is_listed():
     doc = minimal_doc()
     doc["nodes"][1]["inputs"] = ["nope"]
