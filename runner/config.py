@@ -16,6 +16,8 @@ import cattrs
 import tomli_w
 from attrs import field, frozen
 
+from genomics import validators
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -30,29 +32,9 @@ class RunError(Exception):
     """A run cannot start or resume; the message says why and what to do."""
 
 
-def _positive(inst: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"{attribute.name}: must be >= 1, got {value}")
-
-
-def _not_negative(inst: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value >= 0:  # NaN too
-        raise ConfigError(f"{attribute.name}: must be >= 0 (0: no limit), got {value}")
-
-
-def _one_of(*choices: str):
-    def check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
-        if value not in choices:
-            raise ConfigError(
-                f"{attribute.name}: must be one of {', '.join(choices)}, got {value!r}"
-            )
-
-    return check
-
-
-def _positive_float(inst: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{attribute.name}: must be a number > 0, got {value}")
+_CHECKS = {"error": ConfigError}
+_positive = validators.at_least(1, **_CHECKS)
+_not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -70,11 +52,6 @@ def _listed(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
         raise ConfigError(f"strategy: must name at least one strategy, got {list(value)!r}")
 
 
-def _pair(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    if len(value) != 2 or not 0 <= value[0] <= value[1]:
-        raise ConfigError(f"{attribute.name}: must be [low, high] with 0 <= low <= high")
-
-
 @frozen
 class Experiment:
     """Everything a run needs to be repeated. Field docs double as ``experiment.toml`` notes."""
@@ -83,7 +60,9 @@ class Experiment:
     data_dir: str = "data"
     run_dir: str = ""
     seed: int = 0
-    device: str = field(default="auto", validator=_one_of("auto", "cpu", "cuda"))
+    device: str = field(
+        default="auto", validator=validators.one_of(("auto", "cpu", "cuda"), **_CHECKS)
+    )
     #: Individuals kept each generation.
     population: int = field(default=12, validator=_positive)
     #: Children made each generation (0: as many as the population).
@@ -100,7 +79,9 @@ class Experiment:
     keep_weights: int = field(default=3, validator=_not_negative)
     #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
     init: str = field(default="random", validator=_init_check)
-    mutations_per_child: tuple[int, int] = field(default=(1, 2), converter=tuple, validator=_pair)
+    mutations_per_child: tuple[int, int] = field(
+        default=(1, 2), converter=tuple, validator=validators.pair(**_CHECKS)
+    )
     #: Training epochs of each candidate during the search.
     epochs: int = field(default=8, validator=_positive)
     #: Training epochs the whole search may spend (0: no limit): equal compute for comparisons.
@@ -108,8 +89,12 @@ class Experiment:
     #: Epochs of the final training of the best genome (0: keep its search weights).
     final_epochs: int = field(default=30, validator=_not_negative)
     batch_size: int = field(default=64, validator=_positive)
-    lr: float = field(default=0.05, converter=float, validator=_positive_float)
-    schedule: str = field(default="onecycle", validator=_one_of("onecycle", "cosine"))
+    lr: float = field(
+        default=0.05, converter=float, validator=validators.above(0, kind=float, **_CHECKS)
+    )
+    schedule: str = field(
+        default="onecycle", validator=validators.one_of(("onecycle", "cosine"), **_CHECKS)
+    )
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)
     #: Strategies and presets (tournament, ag-evolution, eigen, nsga2), in the order consulted.

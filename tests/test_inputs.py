@@ -1,8 +1,10 @@
 """Input files and settings that parse but mean nothing: each is refused in one line that names
 the key and what it must be, before anything runs."""
 
+import pytest
 from click.testing import CliRunner
 
+import strategies
 from runner.cli import main
 
 DEEP = 100_000
@@ -31,3 +33,14 @@ def test_deeply_nested_files_are_refused_in_one_line(tmp_path):
     )
     one_line_error(run, "error: ")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize(
+    ("strategy", "option"),
+    [("mimicry", "temperature"), ("mimicry", "weight"), ("succession", "min_delta")],
+)
+def test_float_strategy_options_must_be_finite(strategy, option, value):
+    with pytest.raises(strategies.StrategyError) as info:
+        strategies.create(["eigen"], {strategy: {option: value}})
+    assert str(info.value).startswith(f"strategies.{strategy}.{option}: must be a finite number")
