@@ -7,6 +7,7 @@ Top-level keys are the ``ecogen evolve`` flags (with ``_`` for ``-``); ``[mutati
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class RunError(Exception):
 _CHECKS = {"error": ConfigError}
 _positive = validators.at_least(1, **_CHECKS)
 _not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
+# "No limit" is 0: an infinite limit would overflow where the engine uses it.
+_finite_limit = validators.at_least(0, kind=float, note=" (0: no limit)", **_CHECKS)
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -69,10 +72,10 @@ class Experiment:
     offspring: int = field(default=0, validator=_not_negative)
     generations: int = field(default=10, validator=_not_negative)
     #: Seconds of search (0: no limit); the final training of the best is not counted.
-    time_budget: float = field(default=0.0, converter=float, validator=_not_negative)
+    time_budget: float = field(default=0.0, converter=float, validator=_finite_limit)
     max_evaluations: int = field(default=0, validator=_not_negative)
     #: Seconds one candidate's evaluation may take before it fails as timed out (0: no limit).
-    evaluation_timeout: float = field(default=0.0, converter=float, validator=_not_negative)
+    evaluation_timeout: float = field(default=0.0, converter=float, validator=_finite_limit)
     #: Failed evaluations in a row that stop the run (0: never stop for failures).
     max_failures: int = field(default=10, validator=_not_negative)
     #: Weights kept in RUN_DIR/weights/: the best's and those of the last N trained candidates.
@@ -125,8 +128,7 @@ class Experiment:
         for name, weight in self.weights.items():
             if name not in names:
                 raise ConfigError(f"weights.{name}: no such operator (see `ecogen plugins`)")
-            if not isinstance(weight, (int, float)) or weight < 0:
-                raise ConfigError(f"weights.{name}: must be a number >= 0, got {weight!r}")
+            _check_weight(name, weight)
 
     def zoo_names(self) -> list[str]:
         """The zoo genomes ``init`` names (none unless it is ``zoo:...``)."""
@@ -210,6 +212,12 @@ def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+def _check_weight(name: str, weight: Any) -> None:
+    number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+    if not number or not math.isfinite(weight) or weight < 0:
+        raise ConfigError(f"weights.{name}: must be a finite number >= 0, got {weight!r}")
+
+
 def _raises(key: str, old: float, new: float) -> bool:
     if key == "generations":
         return new > old
@@ -243,6 +251,10 @@ def from_dict(values: dict[str, Any]) -> Experiment:
             value = values[a.name]
             if not isinstance(value, want) or isinstance(value, bool):
                 raise ConfigError(f"{a.name}: must be {a.type.__name__}, got {value!r}")
+    # Nor may a weight ("2" and true would become 2.0 and 1.0).
+    if isinstance(values.get("weights"), dict):
+        for name, weight in values["weights"].items():
+            _check_weight(name, weight)
     try:
         return _converter.structure(values, Experiment)
     except cattrs.BaseValidationError as exc:

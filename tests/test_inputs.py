@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 import strategies
+from runner import config as cfg
 from runner.cli import main
 
 DEEP = 100_000
@@ -44,3 +45,37 @@ def test_float_strategy_options_must_be_finite(strategy, option, value):
     with pytest.raises(strategies.StrategyError) as info:
         strategies.create(["eigen"], {strategy: {option: value}})
     assert str(info.value).startswith(f"strategies.{strategy}.{option}: must be a finite number")
+
+
+@pytest.mark.parametrize("key", ["time_budget", "evaluation_timeout"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0])
+def test_float_limits_must_be_finite(key, value):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict({key: value})
+    expected = f"{key}: must be a finite number >= 0 (0: no limit), got {value!r}"
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0])
+def test_learning_rate_must_be_finite_and_positive(value):
+    with pytest.raises(cfg.ConfigError, match=f"^lr: must be a finite number > 0, got {value}"):
+        cfg.from_dict({"lr": value})
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, True, "2"])
+def test_operator_weights_must_be_finite(value):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict({"weights": {"add_skip": value}}).check()
+    assert str(info.value) == f"weights.add_skip: must be a finite number >= 0, got {value!r}"
+
+
+def test_an_infinite_time_budget_fails_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    flags = CliRunner().invoke(main, ["evolve", "--time-budget", "inf", "--run-dir", str(run)])
+    one_line_error(flags, "error: time_budget: must be a finite number >= 0 (0: no limit), got inf")
+    config = tmp_path / "exp.toml"
+    config.write_text("time_budget = inf\n")
+    one_line_error(validate(config), f"{config}: time_budget: must be a finite number >= 0")
+    from_file = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(run)])
+    one_line_error(from_file, "error: time_budget: must be a finite number >= 0")
+    assert not run.exists()
