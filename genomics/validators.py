@@ -129,7 +129,11 @@ class _Subset(_Validator):
     choices: tuple[Any, ...]
 
     def check(self, inst: Any, name: str, value: Any) -> None:
-        if not value or not all(v in self.choices for v in value):
+        if (
+            not isinstance(value, (tuple, list))
+            or not value
+            or any(v not in self.choices for v in value)
+        ):
             self.fail(inst, name, f"one or more of {', '.join(map(str, self.choices))}", value)
 
 

@@ -79,3 +79,24 @@ def test_an_infinite_time_budget_fails_in_one_line(tmp_path):
     from_file = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(run)])
     one_line_error(from_file, "error: time_budget: must be a finite number >= 0")
     assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("kernel_sizes = [2, 4]", "mutation.kernel_sizes[0]: must be odd, got 2"),
+        ("kernel_sizes = []", "mutation.kernel_sizes: must be a list of at least one value"),
+        ("dropout_rates = [0.5, 1.5]", "mutation.dropout_rates: must be [low, high] numbers"),
+        ("channel_range = [0, 16]", "mutation.channel_range: must be [low, high] integers"),
+        ("dense_units = 64", "mutation.dense_units: must be a list of at least one value, got 64"),
+        ("pool_modes = 'max'", "mutation.pool_modes: must be one or more of max, avg, got 'max'"),
+    ],
+)
+def test_mutation_settings_no_genome_satisfies_fail_in_one_line(tmp_path, table, message):
+    config = tmp_path / "exp.toml"
+    config.write_text(f"[mutation]\n{table}\n")
+    one_line_error(validate(config), f"{config}: {message}")
+    run = tmp_path / "run"
+    started = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(run)])
+    one_line_error(started, f"error: {message}")
+    assert not run.exists()
