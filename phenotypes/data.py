@@ -10,7 +10,8 @@ Names ``load_dataset`` understands:
   (fetched only with ``download=True``);
 - ``fake:C,H,W`` or ``fake:C,H,W,N``: torchvision ``FakeData`` with N training images (1000);
 - ``PATH.npz`` or ``npz:PATH``: arrays ``x_train y_train x_test y_test`` (optional ``x_val y_val``),
-  NHWC or NCHW (or NHW), uint8 (scaled by 1/255) or float;
+  NHWC or NCHW (or NHW), uint8 (scaled by 1/255) or float; labels are class indices >= 0, one
+  per image (shape N or N x 1), integers or floats holding integers;
 - ``imagefolder:DIR`` or a directory: torchvision ``ImageFolder``, with ``train/`` and ``test/``
   (optional ``val/``) sub-folders or one class-per-folder tree that is split here. Images are
   resized to the size of the first one.
@@ -60,15 +61,20 @@ TORCHVISION = {
 NAMES = ("digits", *TORCHVISION, "fake:C,H,W[,N]", "PATH.npz", "imagefolder:DIR")
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """Stratified split of ``fraction`` of (x, y) off the rest (scikit-learn's)."""
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str, part: str):
+    """Stratified split of ``fraction`` of (x, y) off the rest (scikit-learn's) for ``part``."""
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(y)
-    classes = int((counts > 0).sum())
     n_test = int(np.ceil(fraction * len(y)))
+    if n_test >= len(y):
+        raise DatasetError(
+            f"{where}: too few images ({len(y)}) to split {n_test} off for {part} and train"
+            " on the rest"
+        )
+    _, counts = np.unique(y, return_counts=True)  # not bincount: a label may be large
+    classes = len(counts)
     # Stratifying needs two images per class and room for every class on both sides.
-    can_stratify = counts[counts > 0].min() >= 2 and classes <= min(n_test, len(y) - n_test)
+    can_stratify = counts.min() >= 2 and classes <= min(n_test, len(y) - n_test)
     stratify = y if can_stratify else None
     return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
 
@@ -101,11 +107,16 @@ def _build(
     seed: int,
     augment: bool = False,
     num_classes: int | None = None,
+    where: str | None = None,
 ) -> Dataset:
+    """The Dataset of these splits; without ``val``, ``val_fraction`` of ``train`` (drawn by
+    ``seed``). ``where`` names the training images in errors (``name``)."""
     x_train, y_train = train
     y_train = np.asarray(y_train, dtype=np.int64)
     if val is None:
-        x_train, x_val, y_train, y_val = _split(x_train, y_train, val_fraction, seed)
+        x_train, x_val, y_train, y_val = _split(
+            x_train, y_train, val_fraction, seed, where or name, "validation"
+        )
     else:
         x_val, y_val = val
     arrays = [np.ascontiguousarray(_as_float(a)) for a in (x_train, x_val, test[0])]
@@ -123,7 +134,7 @@ def _digits(val_fraction: float, seed: int) -> Dataset:
     bunch = load_digits()
     x = (bunch.images[:, None] / 16.0).astype(np.float32)
     # The test split is fixed (seed 0) so that every run reports on the same images.
-    x_rest, x_test, y_rest, y_test = _split(x, bunch.target, 0.2, 0)
+    x_rest, x_test, y_rest, y_test = _split(x, bunch.target, 0.2, 0, "digits", "the test split")
     return _build(
         "digits",
         (x_rest, y_rest),
@@ -204,6 +215,52 @@ def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
     )
 
 
+def _labels(y: np.ndarray, name: str, where: str) -> np.ndarray:
+    """``y`` as 1-D int64 class indices; otherwise DatasetError naming the array."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DatasetError(
+            f"{where}: {name}: must be one label per image (shape (N,) or (N, 1)),"
+            f" got shape {y.shape}"
+        )
+    if y.dtype.kind not in "iuf":
+        raise DatasetError(
+            f"{where}: {name}: labels must be integers (class indices), got dtype {y.dtype}"
+        )
+    if y.dtype.kind == "f":
+        # 3.0 is class 3; truncating 3.5 would be a guess.
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not whole.all():
+            raise DatasetError(
+                f"{where}: {name}: labels must be whole numbers (class indices),"
+                f" got {y[~whole][0].item()!r}"
+            )
+    if len(y) and y.min() < 0:
+        raise DatasetError(
+            f"{where}: {name}: labels must be class indices >= 0, got {y.min().item()!r}"
+        )
+    if y.dtype.kind in "uf" and len(y) and y.max() >= 2.0**63:  # the int64 cast would wrap
+        raise DatasetError(
+            f"{where}: {name}: labels must be class indices < 2**63, got {y.max().item()!r}"
+        )
+    return y.astype(np.int64)
+
+
+def _images(x: np.ndarray, name: str, where: str) -> np.ndarray:
+    """``x`` as NCHW images; otherwise DatasetError naming the array."""
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"{where}: {name}: images must be numbers, got dtype {x.dtype}")
+    x = _to_nchw(x, f"{where}: {name}")
+    if len(x) == 0:
+        raise DatasetError(f"{where}: {name}: no images (every split needs at least one)")
+    if min(x.shape[1:]) < 1:
+        raise DatasetError(f"{where}: {name}: images of shape {x.shape[1:]} hold no pixels")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DatasetError(f"{where}: {name}: images hold NaN or infinite values")
+    return x
+
+
 def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
     if not path.is_file():
         raise DatasetError(f"{path}: no such .npz file")
@@ -215,19 +272,38 @@ def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing arrays {', '.join(missing)} (has {', '.join(arrays)})")
-    val = None
-    if "x_val" in arrays and "y_val" in arrays:
-        val = (_to_nchw(arrays["x_val"], str(path)), arrays["y_val"])
-    for split in ("train", "test"):
-        if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
-            raise DatasetError(f"{path}: x_{split} and y_{split} differ in length")
+    for a, b in (("x_val", "y_val"), ("y_val", "x_val")):
+        if a in arrays and b not in arrays:
+            raise DatasetError(f"{path}: {a} without {b} (give both, or neither to split x_train)")
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("train", "val", "test"):
+        if f"x_{split}" not in arrays:
+            continue
+        x = _images(arrays[f"x_{split}"], f"x_{split}", str(path))
+        y = _labels(arrays[f"y_{split}"], f"y_{split}", str(path))
+        if len(y) != len(x):
+            raise DatasetError(
+                f"{path}: y_{split}: {len(y)} labels for the {len(x)} images of x_{split}"
+            )
+        train_shape = splits["train"][0].shape[1:] if splits else x.shape[1:]
+        if x.shape[1:] != train_shape:
+            raise DatasetError(
+                f"{path}: x_{split}: images of shape {x.shape[1:]} differ from x_train's"
+                f" {train_shape}"
+            )
+        splits[split] = (x, y)
+    if max(int(y.max()) for _, y in splits.values()) < 1:
+        raise DatasetError(
+            f"{path}: labels: every label is 0; a classifier needs 2 classes or more"
+        )
     return _build(
         path.stem,
-        (_to_nchw(arrays["x_train"], str(path)), arrays["y_train"].ravel()),
-        (_to_nchw(arrays["x_test"], str(path)), arrays["y_test"].ravel()),
-        val,
+        splits["train"],
+        splits["test"],
+        splits.get("val"),
         val_fraction=val_fraction,
         seed=seed,
+        where=f"{path}: x_train",
     )
 
 
@@ -266,7 +342,7 @@ def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
         val = load(root / "val", classes)[:2] if (root / "val").is_dir() else None
     else:
         x_all, y_all, classes = load(root)
-        x, x_test, y, y_test = _split(x_all, y_all, 0.2, 0)
+        x, x_test, y, y_test = _split(x_all, y_all, 0.2, 0, str(root), "the test split")
         val = None
     return _build(
         root.name,

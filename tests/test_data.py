@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import phenotypes as ph
@@ -142,3 +143,71 @@ def test_digits_and_fake():
 def test_unknown_or_malformed_names(name):
     with pytest.raises(ph.DatasetError):
         ph.load_dataset(name)
+
+
+def write_npz(path, n=(20, 8, 10), shape=(6, 6, 3), **changes) -> str:
+    """A valid .npz of n = (train, val, test) images of ``shape``, with ``changes`` applied
+    (an array, or None to leave it out)."""
+    rng = np.random.default_rng(4)
+    arrays = {}
+    for split, size in zip(("train", "val", "test"), n, strict=True):
+        arrays[f"x_{split}"] = rng.integers(0, 256, (size, *shape), dtype=np.uint8)
+        arrays[f"y_{split}"] = np.arange(size) % 4
+    arrays.update(changes)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return str(path)
+
+
+def test_npz_labels_of_shape_n_by_1_are_labels_in_every_split(tmp_path):
+    labels = {
+        f"y_{s}": (np.arange(n) % 4)[:, None] for s, n in (("train", 20), ("val", 8), ("test", 10))
+    }
+    data = ph.load_dataset(write_npz(tmp_path / "d.npz", **labels))
+    for y in (data.y_train, data.y_val, data.y_test):
+        assert y.ndim == 1 and y.dtype == torch.int64
+    assert data.sizes() == {"train": 20, "val": 8, "test": 10} and data.num_classes == 4
+
+
+def test_npz_float_labels_holding_integers_are_labels(tmp_path):
+    data = ph.load_dataset(write_npz(tmp_path / "d.npz", y_val=np.arange(8.0) % 4))
+    assert data.y_val.dtype == torch.int64 and data.y_val.tolist() == [0, 1, 2, 3] * 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"y_val": np.zeros((8, 2), int)}, "y_val: must be one label per image"),
+        ({"y_test": np.zeros((10, 1, 1), int)}, "y_test: must be one label per image"),
+        ({"y_train": np.arange(20) % 4 + 0.5}, "y_train: labels must be whole numbers"),
+        ({"y_val": np.array([0, 1, 2, 3, 0, 1, 2, np.nan])}, "y_val: labels must be whole numbers"),
+        ({"y_test": np.arange(10) - 1}, "y_test: labels must be class indices >= 0, got -1"),
+        ({"y_val": np.array(["a"] * 8)}, "y_val: labels must be integers"),
+        ({"y_val": np.arange(7) % 4}, "y_val: 7 labels for the 8 images of x_val"),
+        ({"y_train": np.arange(21) % 4}, "y_train: 21 labels for the 20 images of x_train"),
+        ({"x_test": np.zeros((0, 6, 6, 3)), "y_test": np.zeros(0)}, "x_test: no images"),
+        ({"x_val": np.zeros((0, 6, 6, 3)), "y_val": np.zeros(0)}, "x_val: no images"),
+        ({"y_val": None}, "x_val without y_val"),
+        ({"x_val": None}, "y_val without x_val"),
+        ({"x_train": np.zeros((20, 6, 6, 3, 1))}, "x_train: images must be NHW, NHWC or NCHW"),
+        ({"x_val": np.zeros((8, 5, 5, 3))}, "x_val: images of shape (3, 5, 5) differ from"),
+        ({"x_test": np.array([["a"]] * 10)}, "x_test: images must be numbers"),
+        (
+            {"y_train": np.zeros(20), "y_val": np.zeros(8), "y_test": np.zeros(10)},
+            "labels: every label is 0",
+        ),
+    ],
+)
+def test_npz_arrays_that_mean_nothing_are_named(tmp_path, changes, message):
+    path = write_npz(tmp_path / "bad.npz", **changes)
+    with pytest.raises(ph.DatasetError) as info:
+        ph.load_dataset(path)
+    assert str(info.value).startswith(f"{path}: {message}"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("train", [0, 1])
+def test_npz_training_splits_too_small_to_split_are_named(tmp_path, train):
+    path = write_npz(tmp_path / "small.npz", n=(train, 8, 10), x_val=None, y_val=None)
+    with pytest.raises(ph.DatasetError) as info:
+        ph.load_dataset(path)
+    assert str(info.value).startswith(f"{path}: x_train: "), str(info.value)
