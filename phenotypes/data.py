@@ -11,7 +11,10 @@ Names ``load_dataset`` understands:
 - ``fake:C,H,W`` or ``fake:C,H,W,N``: torchvision ``FakeData`` with N training images (1000);
 - ``PATH.npz`` or ``npz:PATH``: arrays ``x_train y_train x_test y_test`` (optional ``x_val y_val``),
   NHWC or NCHW (or NHW), uint8 (scaled by 1/255) or float; labels are class indices >= 0, one
-  per image (shape N or N x 1), integers or floats holding integers;
+  per image (shape N or N x 1), integers or floats holding integers. The channel axis is the
+  one of axes 1 and 3 that is 1-4 long; when both are (4x4 RGB images, say), or for more
+  channels, an optional ``layout`` entry, a string array ``"NCHW"`` or ``"NHWC"``
+  (``np.savez(..., layout="NHWC")``), says which for every x array;
 - ``imagefolder:DIR`` or a directory: torchvision ``ImageFolder``, with ``train/`` and ``test/``
   (optional ``val/``) sub-folders or one class-per-folder tree that is split here. Images are
   resized to the size of the first one.
@@ -59,6 +62,8 @@ TORCHVISION = {
     "cifar100": ("CIFAR100", "cifar-100-python"),
 }
 NAMES = ("digits", *TORCHVISION, "fake:C,H,W[,N]", "PATH.npz", "imagefolder:DIR")
+#: Values of an .npz's ``layout`` entry.
+LAYOUTS = ("NCHW", "NHWC")
 
 
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str, part: str):
@@ -79,16 +84,45 @@ def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str,
     return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
 
 
-def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
+def _to_nchw(x: np.ndarray, where: str, layout: str | None = None) -> np.ndarray:
+    """NCHW images from NHW, or from NCHW or NHWC as ``layout`` says (None: the axis of 1-4
+    channels, when only one of axes 1 and 3 can be it)."""
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
         raise DatasetError(f"{where}: images must be NHW, NHWC or NCHW, got shape {x.shape}")
-    if x.shape[1] <= 4:
+    if layout is not None:
+        return x if layout == "NCHW" else x.transpose(0, 3, 1, 2)
+    first, last = x.shape[1] <= 4, x.shape[3] <= 4
+    if first and last:
+        raise DatasetError(
+            f"{where}: cannot tell NCHW from NHWC in shape {x.shape} (axes 1 and 3 could both"
+            " hold 1-4 channels); say which with a layout entry in the .npz, 'NCHW' or 'NHWC'"
+        )
+    if first:
         return x
-    if x.shape[3] <= 4:
+    if last:
         return x.transpose(0, 3, 1, 2)
-    raise DatasetError(f"{where}: cannot tell the channel axis of shape {x.shape} (1-4 channels)")
+    raise DatasetError(
+        f"{where}: cannot tell the channel axis of shape {x.shape} (1-4 channels); say which"
+        " with a layout entry in the .npz, 'NCHW' or 'NHWC'"
+    )
+
+
+def _layout(arrays: dict[str, np.ndarray], where: str) -> str | None:
+    """The .npz's ``layout`` entry (None when there is none)."""
+    if "layout" not in arrays:
+        return None
+    value = arrays["layout"]
+    text = value.item() if value.shape == () and value.dtype.kind in "US" else None
+    if isinstance(text, bytes):
+        text = text.decode("ascii", errors="replace")
+    if text not in LAYOUTS:
+        got = (
+            repr(text) if text is not None else f"an array of {value.dtype} of shape {value.shape}"
+        )
+        raise DatasetError(f"{where}: layout: must be 'NCHW' or 'NHWC' (one string), got {got}")
+    return text
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -247,11 +281,11 @@ def _labels(y: np.ndarray, name: str, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _images(x: np.ndarray, name: str, where: str) -> np.ndarray:
+def _images(x: np.ndarray, name: str, where: str, layout: str | None) -> np.ndarray:
     """``x`` as NCHW images; otherwise DatasetError naming the array."""
     if x.dtype.kind not in "biuf":
         raise DatasetError(f"{where}: {name}: images must be numbers, got dtype {x.dtype}")
-    x = _to_nchw(x, f"{where}: {name}")
+    x = _to_nchw(x, f"{where}: {name}", layout)
     if len(x) == 0:
         raise DatasetError(f"{where}: {name}: no images (every split needs at least one)")
     if min(x.shape[1:]) < 1:
@@ -275,11 +309,12 @@ def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
     for a, b in (("x_val", "y_val"), ("y_val", "x_val")):
         if a in arrays and b not in arrays:
             raise DatasetError(f"{path}: {a} without {b} (give both, or neither to split x_train)")
+    layout = _layout(arrays, str(path))
     splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in ("train", "val", "test"):
         if f"x_{split}" not in arrays:
             continue
-        x = _images(arrays[f"x_{split}"], f"x_{split}", str(path))
+        x = _images(arrays[f"x_{split}"], f"x_{split}", str(path), layout)
         y = _labels(arrays[f"y_{split}"], f"y_{split}", str(path))
         if len(y) != len(x):
             raise DatasetError(

@@ -211,3 +211,32 @@ def test_npz_training_splits_too_small_to_split_are_named(tmp_path, train):
     with pytest.raises(ph.DatasetError) as info:
         ph.load_dataset(path)
     assert str(info.value).startswith(f"{path}: x_train: "), str(info.value)
+
+
+def test_npz_layout_ambiguity_is_refused_and_resolved_by_a_layout_entry(tmp_path):
+    # 4x4 RGB images, NHWC: axis 1 (4) could be channels as well as axis 3 (3).
+    path = write_npz(tmp_path / "small.npz", shape=(4, 4, 3))
+    with pytest.raises(ph.DatasetError) as info:
+        ph.load_dataset(path)
+    message = str(info.value)
+    assert (
+        message.startswith(f"{path}: x_train: cannot tell NCHW from NHWC") and "layout" in message
+    )
+    nhwc = ph.load_dataset(
+        write_npz(tmp_path / "nhwc.npz", shape=(4, 4, 3), layout=np.array("NHWC"))
+    )
+    assert nhwc.input_shape == (3, 4, 4)
+    nchw = ph.load_dataset(
+        write_npz(tmp_path / "nchw.npz", shape=(3, 4, 4), layout=np.array("NCHW"))
+    )
+    assert nchw.input_shape == (3, 4, 4)
+    # An explicit layout also takes channel counts the guess never would.
+    many = ph.load_dataset(write_npz(tmp_path / "c6.npz", shape=(8, 8, 6), layout=np.array("NHWC")))
+    assert many.input_shape == (6, 8, 8)
+
+
+@pytest.mark.parametrize("layout", [np.array("CHW"), np.array(["NCHW", "NHWC"]), np.array(3)])
+def test_npz_layout_must_name_one_layout(tmp_path, layout):
+    path = write_npz(tmp_path / "d.npz", layout=layout)
+    with pytest.raises(ph.DatasetError, match=r"layout: must be 'NCHW' or 'NHWC'"):
+        ph.load_dataset(path)
