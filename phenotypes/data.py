@@ -144,19 +144,31 @@ def _build(
     where: str | None = None,
 ) -> Dataset:
     """The Dataset of these splits; without ``val``, ``val_fraction`` of ``train`` (drawn by
-    ``seed``). ``where`` names the training images in errors (``name``)."""
+    ``seed``). Errors start with ``where`` (``name``)."""
+    where = where or name
     x_train, y_train = train
     y_train = np.asarray(y_train, dtype=np.int64)
     if val is None:
         x_train, x_val, y_train, y_val = _split(
-            x_train, y_train, val_fraction, seed, where or name, "validation"
+            x_train, y_train, val_fraction, seed, f"{where}: x_train", "validation"
         )
     else:
         x_val, y_val = val
-    arrays = [np.ascontiguousarray(_as_float(a)) for a in (x_train, x_val, test[0])]
-    mean = arrays[0].mean(axis=(0, 2, 3), keepdims=True)
-    std = arrays[0].std(axis=(0, 2, 3), keepdims=True) + 1e-6
-    xs = [torch.from_numpy((a - mean) / std) for a in arrays]
+    images = (x_train, x_val, test[0])
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
+        arrays = [np.ascontiguousarray(_as_float(a)) for a in images]
+        mean = arrays[0].mean(axis=(0, 2, 3), keepdims=True)
+        std = arrays[0].std(axis=(0, 2, 3), keepdims=True) + 1e-6
+        normalised = [(a - mean) / std for a in arrays]
+    finite = [np.isfinite(a).all() for a in normalised]
+    finite[0] = finite[0] and np.isfinite(std).all()  # an infinite spread zeroes every image
+    for split, x, ok in zip(("train", "val", "test"), images, finite, strict=True):
+        if not ok:
+            raise DatasetError(
+                f"{where}: x_{split}: values too large to normalise in float32 (largest"
+                f" magnitude {float(np.abs(x).max()):g})"
+            )
+    xs = [torch.from_numpy(a) for a in normalised]
     ys = [torch.as_tensor(np.asarray(y, dtype=np.int64)) for y in (y_train, y_val, test[1])]
     classes = num_classes or int(max(int(y.max()) for y in ys if len(y)) + 1)
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], classes, augment)
@@ -338,7 +350,7 @@ def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
         splits.get("val"),
         val_fraction=val_fraction,
         seed=seed,
-        where=f"{path}: x_train",
+        where=str(path),
     )
 
 

@@ -1,11 +1,16 @@
 """Dataset loaders, on small files written here in the formats torchvision reads."""
 
+import math
 import pickle
 import struct
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import phenotypes as ph
@@ -191,6 +196,12 @@ def test_npz_float_labels_holding_integers_are_labels(tmp_path):
         ({"x_train": np.zeros((20, 6, 6, 3, 1))}, "x_train: images must be NHW, NHWC or NCHW"),
         ({"x_val": np.zeros((8, 5, 5, 3))}, "x_val: images of shape (3, 5, 5) differ from"),
         ({"x_test": np.array([["a"]] * 10)}, "x_test: images must be numbers"),
+        ({"x_val": np.full((8, 6, 6, 3), np.nan)}, "x_val: images hold NaN or infinite values"),
+        ({"x_test": np.full((10, 6, 6, 3), 1e300)}, "x_test: values too large to normalise"),
+        (
+            {"x_train": np.arange(2160, dtype=np.float32).reshape(20, 6, 6, 3) * 1e20},
+            "x_train: values too large to normalise",
+        ),
         (
             {"y_train": np.zeros(20), "y_val": np.zeros(8), "y_test": np.zeros(10)},
             "labels: every label is 0",
@@ -240,3 +251,89 @@ def test_npz_layout_must_name_one_layout(tmp_path, layout):
     path = write_npz(tmp_path / "d.npz", layout=layout)
     with pytest.raises(ph.DatasetError, match=r"layout: must be 'NCHW' or 'NHWC'"):
         ph.load_dataset(path)
+
+
+def _broken(draw, key: str, arrays: dict):
+    """Another value for ``key``: None (left out) or an array that breaks some rule."""
+    if key == "layout":
+        return draw(st.sampled_from(["NCHW", "NHWC", "nhwc", "CHW", 3, ["NCHW"], None]))
+    array = arrays.get(key, np.zeros(0))
+    if key.startswith("y"):
+        edits = [
+            lambda y: y[:, None],
+            lambda y: np.stack([y, y], 1),
+            lambda y: y + 0.5,
+            lambda y: y * 1.0,
+            lambda y: y - 1,
+            lambda y: y + 2**40,
+            lambda y: np.where(np.arange(len(y)) == 0, np.nan, y),
+            lambda y: y[:-1],
+            lambda y: np.append(y, 0),
+            lambda y: y[:0],
+            lambda y: y.astype(str),
+            lambda y: y.astype(bool),
+            lambda y: np.zeros_like(y),
+            lambda y: y.astype(np.uint64),
+        ]
+    else:
+        edits = [
+            lambda x: x[:0],
+            lambda x: x[:-1],
+            lambda x: x[..., None],
+            lambda x: x[:, 0],
+            lambda x: x.reshape(len(x), math.prod(x.shape[1:])),
+            lambda x: np.swapaxes(x, 1, -1),
+            lambda x: np.where(x > 3, np.inf, x),
+            lambda x: np.full(x.shape, np.nan),
+            lambda x: x.astype(str),
+            lambda x: x.astype(np.float64) * 1e300,
+        ]
+    if draw(st.integers(0, len(edits))) == len(edits):
+        return None
+    return draw(st.sampled_from(edits))(array)
+
+
+@st.composite
+def npz_files(draw) -> dict:
+    """The arrays of an .npz: a valid dataset of any layout, then some arrays broken."""
+    # Empty splits, one class and the like come from the breakages below.
+    sizes = {"train": draw(st.integers(1, 12)), "val": draw(st.integers(0, 5))}
+    sizes["test"] = draw(st.integers(1, 5))
+    shape = draw(
+        st.sampled_from([(5, 5, 3), (3, 5, 5), (5, 5), (4, 4, 3), (3, 4, 4), (2, 6), (5, 5, 7)])
+    )
+    dtype = draw(st.sampled_from([np.uint8, np.float32, np.int16, np.bool_]))
+    classes = draw(st.integers(2, 4))
+    arrays = {}
+    for split, n in sizes.items():
+        if split == "val" and n == 0:
+            continue  # split off x_train
+        arrays[f"x_{split}"] = (
+            (np.arange(n * math.prod(shape)) % 7).astype(dtype).reshape(n, *shape)
+        )
+        arrays[f"y_{split}"] = np.arange(n) % classes
+    keys = [*arrays, "layout"]
+    for key in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)):
+        arrays[key] = _broken(draw, key, arrays)
+    return {k: np.asarray(v) for k, v in arrays.items() if v is not None}
+
+
+@settings(max_examples=300)
+@given(npz_files())
+def test_npz_files_load_consistent_or_fail_in_one_line(arrays):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.npz"
+        np.savez(path, **arrays)
+        try:
+            data = ph.load_dataset(str(path))
+        except ph.DatasetError as exc:
+            message = str(exc)
+            assert message.startswith(f"{path}: ") and "\n" not in message, message
+            return
+    assert data.num_classes >= 2
+    for split, n in data.sizes().items():
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        assert y.ndim == 1 and y.dtype == torch.int64 and len(x) == n > 0
+        assert 0 <= int(y.min()) and int(y.max()) < data.num_classes
+        assert x.dtype == torch.float32 and tuple(x.shape[1:]) == data.input_shape
+        assert torch.isfinite(x).all()
