@@ -38,6 +38,7 @@ _positive = validators.at_least(1, **_CHECKS)
 _not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
 # "No limit" is 0: an infinite limit would overflow where the engine uses it.
 _finite_limit = validators.at_least(0, kind=float, note=" (0: no limit)", **_CHECKS)
+_per_child = validators.pair(**_CHECKS)
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -83,7 +84,7 @@ class Experiment:
     #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
     init: str = field(default="random", validator=_init_check)
     mutations_per_child: tuple[int, int] = field(
-        default=(1, 2), converter=tuple, validator=validators.pair(**_CHECKS)
+        default=(1, 2), converter=tuple, validator=_per_child
     )
     #: Training epochs of each candidate during the search.
     epochs: int = field(default=8, validator=_positive)
@@ -251,7 +252,10 @@ def from_dict(values: dict[str, Any]) -> Experiment:
             value = values[a.name]
             if not isinstance(value, want) or isinstance(value, bool):
                 raise ConfigError(f"{a.name}: must be {a.type.__name__}, got {value!r}")
-    # Nor may a weight ("2" and true would become 2.0 and 1.0).
+    # Nor [1.5, 2] where mutation counts belong, nor a weight ("2" and true would become 2.0
+    # and 1.0).
+    if "mutations_per_child" in values:
+        _per_child.check(None, "mutations_per_child", values["mutations_per_child"])
     if isinstance(values.get("weights"), dict):
         for name, weight in values["weights"].items():
             _check_weight(name, weight)

@@ -1,9 +1,18 @@
 """Input files and settings that parse but mean nothing: each is refused in one line that names
 the key and what it must be, before anything runs."""
 
-import pytest
-from click.testing import CliRunner
+import math
+import tempfile
+from pathlib import Path
 
+import attrs
+import pytest
+import tomli_w
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import operators as ops
 import strategies
 from runner import config as cfg
 from runner.cli import main
@@ -81,6 +90,15 @@ def test_an_infinite_time_budget_fails_in_one_line(tmp_path):
     assert not run.exists()
 
 
+@pytest.mark.parametrize("value", [[1.5, 2], [True, 2], ["1", 2], [float("inf"), 2], [1, 2, 3]])
+def test_mutations_per_child_must_be_written_as_integers(value):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict({"mutations_per_child": value})
+    assert str(info.value) == (
+        f"mutations_per_child: must be [low, high] integers with 0 <= low <= high, got {value!r}"
+    )
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
@@ -100,3 +118,93 @@ def test_mutation_settings_no_genome_satisfies_fail_in_one_line(tmp_path, table,
     started = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(run)])
     one_line_error(started, f"error: {message}")
     assert not run.exists()
+
+
+# Values that parse and mean nothing (or something) wherever they are put.
+_NONSENSE = [
+    *(float(v) for v in ("inf", "-inf", "nan")),
+    -1,
+    0,
+    -0.5,
+    0.5,
+    2**63 - 1,
+    1e300,
+    "",
+    True,
+    [],
+    [0],
+    [2, 4],
+    [-1, 3],
+    [3, 1],
+    [1, 3],
+    [0.5, 1.5],
+    [float("inf")],
+    [float("nan"), 1],
+    [1.5, 2],
+    ["max"],
+    [[1]],
+    {},
+]
+_values = (
+    st.sampled_from(_NONSENSE) | st.floats() | st.integers(0, 6) | st.integers(0, 6).map(float)
+)
+_MUTATION = sorted(a.name for a in attrs.fields(ops.MutationConfig) if a.name != "bounds")
+_OPTIONS = {
+    "aggressive": ["keep", "mutations"],
+    "succession": ["primary_population", "primary_mutations", "stagnation", "min_delta"],
+    "extinction": ["landmarks", "quantile", "k", "min_samples"],
+    "duplication": ["candidates", "max_repeat", "start", "every"],
+    "mimicry": ["temperature", "weight", "start"],
+}
+# The numeric settings (a string setting given a number fails plainly, and often).
+_TOP = [
+    "population", "offspring", "generations", "time_budget", "max_evaluations",
+    "evaluation_timeout", "max_failures", "keep_weights", "mutations_per_child", "epochs",
+    "max_epochs", "final_epochs", "batch_size", "lr", "max_params",
+]  # fmt: skip
+
+
+@st.composite
+def experiment_files(draw) -> dict:
+    """An eigen experiment whose numeric settings, top-level and in its tables, take values from
+    above."""
+    doc = {"dataset": "digits", "strategy": "eigen"}
+    doc.update(draw(st.dictionaries(st.sampled_from(_TOP), _values, max_size=3)))
+    mutation = draw(st.dictionaries(st.sampled_from(_MUTATION), _values, max_size=2))
+    weights = draw(st.dictionaries(st.sampled_from(ops.names()), _values, max_size=2))
+    options = {}
+    for name in draw(st.lists(st.sampled_from(sorted(_OPTIONS)), max_size=2, unique=True)):
+        options[name] = draw(st.dictionaries(st.sampled_from(_OPTIONS[name]), _values, max_size=2))
+    for key, table in (("mutation", mutation), ("weights", weights), ("strategies", options)):
+        if table:
+            doc[key] = table
+    return doc
+
+
+@settings(max_examples=300)
+@given(experiment_files())
+def test_experiments_that_mean_nothing_fail_validation_in_one_line(doc):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "exp.toml"
+        path.write_text(tomli_w.dumps(doc))
+        result = validate(path)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        assert "Traceback" not in result.output, result.output
+        lines = result.output.strip().splitlines()
+        if result.exit_code == 1:
+            assert len(lines) == 1 and lines[0].startswith(f"{path}: "), result.output
+            return
+        assert result.exit_code == 0 and lines == [f"{path}: ok"], result.output
+        experiment = cfg.from_dict(cfg.load(path))
+    # What validation lets through is something a run can use.
+    for a in attrs.fields(cfg.Experiment):
+        if a.type in (float, "float"):
+            assert math.isfinite(getattr(experiment, a.name)), a.name
+    # As written, not as converted: [1.5, 2] is no range of mutation counts.
+    low, high = doc.get("mutations_per_child", experiment.mutations_per_child)
+    assert type(low) is int and type(high) is int and 0 <= low <= high
+    config = experiment.mutation_config()
+    assert all(
+        k % 2 == 1 for k in (*config.kernel_sizes, config.new_conv_kernel, config.sep_kernel)
+    )
+    assert all(math.isfinite(w) and w >= 0 for w in experiment.weights.values())
