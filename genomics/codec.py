@@ -187,4 +187,8 @@ def loads(text: str | bytes, bounds: Bounds = DEFAULT_BOUNDS) -> Genome:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise GenomeError(f"document: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise GenomeError(
+            "document: nested too deeply to read (arrays or objects in each other)"
+        ) from None
     return from_dict(doc, bounds)

@@ -15,6 +15,7 @@ import attrs
 from attrs import field, frozen
 
 from .errors import GenomeError
+from .validators import at_least, instance_of, odd, one_of
 
 #: Activation names a gene may use; the compiler maps each to a torch function.
 ACTIVATIONS = (
@@ -37,51 +38,16 @@ DROPOUT_KINDS = ("bernoulli", "evolutional")
 BINARY_SCALES = ("filter", "offset")
 
 
-# Validators are small callable classes (as attrs' own are) so that every error names the
-# attribute, the expectation and the value in one line.
-@frozen
-class _Type:
-    types: tuple[type, ...]
-    name: str
-
-    def __call__(self, inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-        # bool is an int subclass; a genome that says `"kernel": true` is a mistake, not a 1.
-        if isinstance(value, bool) and bool not in self.types:
-            raise GenomeError(f"{attribute.name}: must be {self.name}, got {value!r}")
-        if not isinstance(value, self.types):
-            raise GenomeError(f"{attribute.name}: must be {self.name}, got {value!r}")
-
-
-@frozen
-class _AtLeast:
-    low: int
-
-    def __call__(self, inst: Any, attribute: attrs.Attribute, value: int) -> None:
-        if value < self.low:
-            raise GenomeError(f"{attribute.name}: must be >= {self.low}, got {value}")
-
-
-@frozen
-class _OneOf:
-    choices: tuple[str, ...]
-
-    def __call__(self, inst: Any, attribute: attrs.Attribute, value: str) -> None:
-        if value not in self.choices:
-            raise GenomeError(
-                f"{attribute.name}: must be one of {', '.join(self.choices)}, got {value!r}"
-            )
-
-
-def _odd(inst: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value % 2 == 0:
-        raise GenomeError(f"{attribute.name}: must be odd, got {value}")
+# Every error names the attribute, the expectation and the value in one line.
+_CHECKS = {"error": GenomeError}
 
 
 def _int(low: int) -> list:
-    return [_Type((int,), "an integer"), _AtLeast(low)]
+    return [instance_of(int, "an integer", **_CHECKS), at_least(low, **_CHECKS)]
 
 
-_BOOL = _Type((bool,), "true or false")
+_BOOL = instance_of(bool, "true or false", **_CHECKS)
+_odd = odd(**_CHECKS)
 
 
 def _number(default: float):
@@ -89,7 +55,7 @@ def _number(default: float):
     return field(
         default=default,
         converter=lambda v: float(v) if type(v) is int else v,
-        validator=_Type((float,), "a number"),
+        validator=instance_of(float, "a number", **_CHECKS),
     )
 
 
@@ -127,9 +93,9 @@ class Conv:
     groups: int = field(default=1, validator=_int(1))
     bias: bool = field(default=False, validator=_BOOL)
     batch_norm: bool = field(default=True, validator=_BOOL)
-    activation: str = field(default="relu", validator=_OneOf(ACTIVATIONS))
+    activation: str = field(default="relu", validator=one_of(ACTIVATIONS, **_CHECKS))
     binarized: bool = field(default=False, validator=_BOOL)
-    binary_scale: str = field(default="filter", validator=_OneOf(BINARY_SCALES))
+    binary_scale: str = field(default="filter", validator=one_of(BINARY_SCALES, **_CHECKS))
     binary_offset: float = _number(0.06)
 
     def __attrs_post_init__(self) -> None:
@@ -150,7 +116,7 @@ class Pool:
     """Max or average pooling; ``global_pool`` reduces each channel to 1x1 and ignores the rest."""
 
     TYPE: ClassVar[str] = "pool"
-    mode: str = field(default="max", validator=_OneOf(POOL_MODES))
+    mode: str = field(default="max", validator=one_of(POOL_MODES, **_CHECKS))
     kernel: int = field(default=2, validator=_int(1))
     stride: int = field(
         default=attrs.Factory(lambda self: self.kernel, takes_self=True), validator=_int(1)
@@ -181,7 +147,7 @@ class Dropout:
 
     TYPE: ClassVar[str] = "dropout"
     rate: float = _number(0.5)
-    kind: str = field(default="bernoulli", validator=_OneOf(DROPOUT_KINDS))
+    kind: str = field(default="bernoulli", validator=one_of(DROPOUT_KINDS, **_CHECKS))
     samples: float = _number(1.0)
     per_channel: bool = field(default=True, validator=_BOOL)
 
@@ -198,7 +164,7 @@ class Dense:
 
     TYPE: ClassVar[str] = "dense"
     units: int = field(validator=_int(1))
-    activation: str = field(default="relu", validator=_OneOf(ACTIVATIONS))
+    activation: str = field(default="relu", validator=one_of(ACTIVATIONS, **_CHECKS))
     bias: bool = field(default=True, validator=_BOOL)
 
 
@@ -208,7 +174,7 @@ class Add:
     (ResNet applies ReLU after the sum); see the join rule."""
 
     TYPE: ClassVar[str] = "add"
-    activation: str = field(default="none", validator=_OneOf(ACTIVATIONS))
+    activation: str = field(default="none", validator=one_of(ACTIVATIONS, **_CHECKS))
 
 
 @frozen

@@ -14,12 +14,13 @@ from .genes import Gene
 
 #: Version written by this ecogen; :mod:`genomics.codec` also reads the versions before it.
 SCHEMA_VERSION = 2
-_ID = re.compile(r"^[a-z_][a-z0-9_]*$")
+_ID = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def _id_check(inst: object, attribute: attrs.Attribute, value: str) -> None:
-    # Ids become module and variable names in the generated PyTorch code.
-    if not isinstance(value, str) or not _ID.match(value):
+    # Ids become module and variable names in the generated PyTorch code. A full match: re.match
+    # with "$" would let a final newline through.
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise GenomeError(f"id: must be a lower-case identifier ([a-z_][a-z0-9_]*), got {value!r}")
 
 

@@ -10,7 +10,11 @@ Names ``load_dataset`` understands:
   (fetched only with ``download=True``);
 - ``fake:C,H,W`` or ``fake:C,H,W,N``: torchvision ``FakeData`` with N training images (1000);
 - ``PATH.npz`` or ``npz:PATH``: arrays ``x_train y_train x_test y_test`` (optional ``x_val y_val``),
-  NHWC or NCHW (or NHW), uint8 (scaled by 1/255) or float;
+  NHWC or NCHW (or NHW), uint8 (scaled by 1/255) or float; labels are class indices >= 0, one
+  per image (shape N or N x 1), integers or floats holding integers. The channel axis is the
+  one of axes 1 and 3 that is 1-4 long; when both are (4x4 RGB images, say), or for more
+  channels, an optional ``layout`` entry, a string array ``"NCHW"`` or ``"NHWC"``
+  (``np.savez(..., layout="NHWC")``), says which for every x array;
 - ``imagefolder:DIR`` or a directory: torchvision ``ImageFolder``, with ``train/`` and ``test/``
   (optional ``val/``) sub-folders or one class-per-folder tree that is split here. Images are
   resized to the size of the first one.
@@ -58,31 +62,67 @@ TORCHVISION = {
     "cifar100": ("CIFAR100", "cifar-100-python"),
 }
 NAMES = ("digits", *TORCHVISION, "fake:C,H,W[,N]", "PATH.npz", "imagefolder:DIR")
+#: Values of an .npz's ``layout`` entry.
+LAYOUTS = ("NCHW", "NHWC")
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """Stratified split of ``fraction`` of (x, y) off the rest (scikit-learn's)."""
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, where: str, part: str):
+    """Stratified split of ``fraction`` of (x, y) off the rest (scikit-learn's) for ``part``."""
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(y)
-    classes = int((counts > 0).sum())
     n_test = int(np.ceil(fraction * len(y)))
+    if n_test >= len(y):
+        raise DatasetError(
+            f"{where}: too few images ({len(y)}) to split {n_test} off for {part} and train"
+            " on the rest"
+        )
+    _, counts = np.unique(y, return_counts=True)  # not bincount: a label may be large
+    classes = len(counts)
     # Stratifying needs two images per class and room for every class on both sides.
-    can_stratify = counts[counts > 0].min() >= 2 and classes <= min(n_test, len(y) - n_test)
+    can_stratify = counts.min() >= 2 and classes <= min(n_test, len(y) - n_test)
     stratify = y if can_stratify else None
     return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
 
 
-def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
+def _to_nchw(x: np.ndarray, where: str, layout: str | None = None) -> np.ndarray:
+    """NCHW images from NHW, or from NCHW or NHWC as ``layout`` says (None: the axis of 1-4
+    channels, when only one of axes 1 and 3 can be it)."""
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
         raise DatasetError(f"{where}: images must be NHW, NHWC or NCHW, got shape {x.shape}")
-    if x.shape[1] <= 4:
+    if layout is not None:
+        return x if layout == "NCHW" else x.transpose(0, 3, 1, 2)
+    first, last = x.shape[1] <= 4, x.shape[3] <= 4
+    if first and last:
+        raise DatasetError(
+            f"{where}: cannot tell NCHW from NHWC in shape {x.shape} (axes 1 and 3 could both"
+            " hold 1-4 channels); say which with a layout entry in the .npz, 'NCHW' or 'NHWC'"
+        )
+    if first:
         return x
-    if x.shape[3] <= 4:
+    if last:
         return x.transpose(0, 3, 1, 2)
-    raise DatasetError(f"{where}: cannot tell the channel axis of shape {x.shape} (1-4 channels)")
+    raise DatasetError(
+        f"{where}: cannot tell the channel axis of shape {x.shape} (1-4 channels); say which"
+        " with a layout entry in the .npz, 'NCHW' or 'NHWC'"
+    )
+
+
+def _layout(arrays: dict[str, np.ndarray], where: str) -> str | None:
+    """The .npz's ``layout`` entry (None when there is none)."""
+    if "layout" not in arrays:
+        return None
+    value = arrays["layout"]
+    text = value.item() if value.shape == () and value.dtype.kind in "US" else None
+    if isinstance(text, bytes):
+        text = text.decode("ascii", errors="replace")
+    if text not in LAYOUTS:
+        got = (
+            repr(text) if text is not None else f"an array of {value.dtype} of shape {value.shape}"
+        )
+        raise DatasetError(f"{where}: layout: must be 'NCHW' or 'NHWC' (one string), got {got}")
+    return text
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -101,17 +141,34 @@ def _build(
     seed: int,
     augment: bool = False,
     num_classes: int | None = None,
+    where: str | None = None,
 ) -> Dataset:
+    """The Dataset of these splits; without ``val``, ``val_fraction`` of ``train`` (drawn by
+    ``seed``). Errors start with ``where`` (``name``)."""
+    where = where or name
     x_train, y_train = train
     y_train = np.asarray(y_train, dtype=np.int64)
     if val is None:
-        x_train, x_val, y_train, y_val = _split(x_train, y_train, val_fraction, seed)
+        x_train, x_val, y_train, y_val = _split(
+            x_train, y_train, val_fraction, seed, f"{where}: x_train", "validation"
+        )
     else:
         x_val, y_val = val
-    arrays = [np.ascontiguousarray(_as_float(a)) for a in (x_train, x_val, test[0])]
-    mean = arrays[0].mean(axis=(0, 2, 3), keepdims=True)
-    std = arrays[0].std(axis=(0, 2, 3), keepdims=True) + 1e-6
-    xs = [torch.from_numpy((a - mean) / std) for a in arrays]
+    images = (x_train, x_val, test[0])
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
+        arrays = [np.ascontiguousarray(_as_float(a)) for a in images]
+        mean = arrays[0].mean(axis=(0, 2, 3), keepdims=True)
+        std = arrays[0].std(axis=(0, 2, 3), keepdims=True) + 1e-6
+        normalised = [(a - mean) / std for a in arrays]
+    finite = [np.isfinite(a).all() for a in normalised]
+    finite[0] = finite[0] and np.isfinite(std).all()  # an infinite spread zeroes every image
+    for split, x, ok in zip(("train", "val", "test"), images, finite, strict=True):
+        if not ok:
+            raise DatasetError(
+                f"{where}: x_{split}: values too large to normalise in float32 (largest"
+                f" magnitude {float(np.abs(x).max()):g})"
+            )
+    xs = [torch.from_numpy(a) for a in normalised]
     ys = [torch.as_tensor(np.asarray(y, dtype=np.int64)) for y in (y_train, y_val, test[1])]
     classes = num_classes or int(max(int(y.max()) for y in ys if len(y)) + 1)
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], classes, augment)
@@ -123,7 +180,7 @@ def _digits(val_fraction: float, seed: int) -> Dataset:
     bunch = load_digits()
     x = (bunch.images[:, None] / 16.0).astype(np.float32)
     # The test split is fixed (seed 0) so that every run reports on the same images.
-    x_rest, x_test, y_rest, y_test = _split(x, bunch.target, 0.2, 0)
+    x_rest, x_test, y_rest, y_test = _split(x, bunch.target, 0.2, 0, "digits", "the test split")
     return _build(
         "digits",
         (x_rest, y_rest),
@@ -204,6 +261,52 @@ def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
     )
 
 
+def _labels(y: np.ndarray, name: str, where: str) -> np.ndarray:
+    """``y`` as 1-D int64 class indices; otherwise DatasetError naming the array."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DatasetError(
+            f"{where}: {name}: must be one label per image (shape (N,) or (N, 1)),"
+            f" got shape {y.shape}"
+        )
+    if y.dtype.kind not in "iuf":
+        raise DatasetError(
+            f"{where}: {name}: labels must be integers (class indices), got dtype {y.dtype}"
+        )
+    if y.dtype.kind == "f":
+        # 3.0 is class 3; truncating 3.5 would be a guess.
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not whole.all():
+            raise DatasetError(
+                f"{where}: {name}: labels must be whole numbers (class indices),"
+                f" got {y[~whole][0].item()!r}"
+            )
+    if len(y) and y.min() < 0:
+        raise DatasetError(
+            f"{where}: {name}: labels must be class indices >= 0, got {y.min().item()!r}"
+        )
+    if y.dtype.kind in "uf" and len(y) and y.max() >= 2.0**63:  # the int64 cast would wrap
+        raise DatasetError(
+            f"{where}: {name}: labels must be class indices < 2**63, got {y.max().item()!r}"
+        )
+    return y.astype(np.int64)
+
+
+def _images(x: np.ndarray, name: str, where: str, layout: str | None) -> np.ndarray:
+    """``x`` as NCHW images; otherwise DatasetError naming the array."""
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"{where}: {name}: images must be numbers, got dtype {x.dtype}")
+    x = _to_nchw(x, f"{where}: {name}", layout)
+    if len(x) == 0:
+        raise DatasetError(f"{where}: {name}: no images (every split needs at least one)")
+    if min(x.shape[1:]) < 1:
+        raise DatasetError(f"{where}: {name}: images of shape {x.shape[1:]} hold no pixels")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DatasetError(f"{where}: {name}: images hold NaN or infinite values")
+    return x
+
+
 def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
     if not path.is_file():
         raise DatasetError(f"{path}: no such .npz file")
@@ -215,19 +318,39 @@ def _npz(path: Path, val_fraction: float, seed: int) -> Dataset:
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing arrays {', '.join(missing)} (has {', '.join(arrays)})")
-    val = None
-    if "x_val" in arrays and "y_val" in arrays:
-        val = (_to_nchw(arrays["x_val"], str(path)), arrays["y_val"])
-    for split in ("train", "test"):
-        if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
-            raise DatasetError(f"{path}: x_{split} and y_{split} differ in length")
+    for a, b in (("x_val", "y_val"), ("y_val", "x_val")):
+        if a in arrays and b not in arrays:
+            raise DatasetError(f"{path}: {a} without {b} (give both, or neither to split x_train)")
+    layout = _layout(arrays, str(path))
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("train", "val", "test"):
+        if f"x_{split}" not in arrays:
+            continue
+        x = _images(arrays[f"x_{split}"], f"x_{split}", str(path), layout)
+        y = _labels(arrays[f"y_{split}"], f"y_{split}", str(path))
+        if len(y) != len(x):
+            raise DatasetError(
+                f"{path}: y_{split}: {len(y)} labels for the {len(x)} images of x_{split}"
+            )
+        train_shape = splits["train"][0].shape[1:] if splits else x.shape[1:]
+        if x.shape[1:] != train_shape:
+            raise DatasetError(
+                f"{path}: x_{split}: images of shape {x.shape[1:]} differ from x_train's"
+                f" {train_shape}"
+            )
+        splits[split] = (x, y)
+    if max(int(y.max()) for _, y in splits.values()) < 1:
+        raise DatasetError(
+            f"{path}: labels: every label is 0; a classifier needs 2 classes or more"
+        )
     return _build(
         path.stem,
-        (_to_nchw(arrays["x_train"], str(path)), arrays["y_train"].ravel()),
-        (_to_nchw(arrays["x_test"], str(path)), arrays["y_test"].ravel()),
-        val,
+        splits["train"],
+        splits["test"],
+        splits.get("val"),
         val_fraction=val_fraction,
         seed=seed,
+        where=str(path),
     )
 
 
@@ -266,7 +389,7 @@ def _imagefolder(root: Path, val_fraction: float, seed: int) -> Dataset:
         val = load(root / "val", classes)[:2] if (root / "val").is_dir() else None
     else:
         x_all, y_all, classes = load(root)
-        x, x_test, y, y_test = _split(x_all, y_all, 0.2, 0)
+        x, x_test, y, y_test = _split(x_all, y_all, 0.2, 0, str(root), "the test split")
         val = None
     return _build(
         root.name,

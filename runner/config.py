@@ -7,6 +7,7 @@ Top-level keys are the ``ecogen evolve`` flags (with ``_`` for ``-``); ``[mutati
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import attrs
 import cattrs
 import tomli_w
 from attrs import field, frozen
+
+from genomics import validators
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,29 +33,12 @@ class RunError(Exception):
     """A run cannot start or resume; the message says why and what to do."""
 
 
-def _positive(inst: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"{attribute.name}: must be >= 1, got {value}")
-
-
-def _not_negative(inst: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value >= 0:  # NaN too
-        raise ConfigError(f"{attribute.name}: must be >= 0 (0: no limit), got {value}")
-
-
-def _one_of(*choices: str):
-    def check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
-        if value not in choices:
-            raise ConfigError(
-                f"{attribute.name}: must be one of {', '.join(choices)}, got {value!r}"
-            )
-
-    return check
-
-
-def _positive_float(inst: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{attribute.name}: must be a number > 0, got {value}")
+_CHECKS = {"error": ConfigError}
+_positive = validators.at_least(1, **_CHECKS)
+_not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
+# "No limit" is 0: an infinite limit would overflow where the engine uses it.
+_finite_limit = validators.at_least(0, kind=float, note=" (0: no limit)", **_CHECKS)
+_per_child = validators.pair(**_CHECKS)
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -70,11 +56,6 @@ def _listed(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
         raise ConfigError(f"strategy: must name at least one strategy, got {list(value)!r}")
 
 
-def _pair(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    if len(value) != 2 or not 0 <= value[0] <= value[1]:
-        raise ConfigError(f"{attribute.name}: must be [low, high] with 0 <= low <= high")
-
-
 @frozen
 class Experiment:
     """Everything a run needs to be repeated. Field docs double as ``experiment.toml`` notes."""
@@ -83,24 +64,28 @@ class Experiment:
     data_dir: str = "data"
     run_dir: str = ""
     seed: int = 0
-    device: str = field(default="auto", validator=_one_of("auto", "cpu", "cuda"))
+    device: str = field(
+        default="auto", validator=validators.one_of(("auto", "cpu", "cuda"), **_CHECKS)
+    )
     #: Individuals kept each generation.
     population: int = field(default=12, validator=_positive)
     #: Children made each generation (0: as many as the population).
     offspring: int = field(default=0, validator=_not_negative)
     generations: int = field(default=10, validator=_not_negative)
     #: Seconds of search (0: no limit); the final training of the best is not counted.
-    time_budget: float = field(default=0.0, converter=float, validator=_not_negative)
+    time_budget: float = field(default=0.0, converter=float, validator=_finite_limit)
     max_evaluations: int = field(default=0, validator=_not_negative)
     #: Seconds one candidate's evaluation may take before it fails as timed out (0: no limit).
-    evaluation_timeout: float = field(default=0.0, converter=float, validator=_not_negative)
+    evaluation_timeout: float = field(default=0.0, converter=float, validator=_finite_limit)
     #: Failed evaluations in a row that stop the run (0: never stop for failures).
     max_failures: int = field(default=10, validator=_not_negative)
     #: Weights kept in RUN_DIR/weights/: the best's and those of the last N trained candidates.
     keep_weights: int = field(default=3, validator=_not_negative)
     #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
     init: str = field(default="random", validator=_init_check)
-    mutations_per_child: tuple[int, int] = field(default=(1, 2), converter=tuple, validator=_pair)
+    mutations_per_child: tuple[int, int] = field(
+        default=(1, 2), converter=tuple, validator=_per_child
+    )
     #: Training epochs of each candidate during the search.
     epochs: int = field(default=8, validator=_positive)
     #: Training epochs the whole search may spend (0: no limit): equal compute for comparisons.
@@ -108,8 +93,12 @@ class Experiment:
     #: Epochs of the final training of the best genome (0: keep its search weights).
     final_epochs: int = field(default=30, validator=_not_negative)
     batch_size: int = field(default=64, validator=_positive)
-    lr: float = field(default=0.05, converter=float, validator=_positive_float)
-    schedule: str = field(default="onecycle", validator=_one_of("onecycle", "cosine"))
+    lr: float = field(
+        default=0.05, converter=float, validator=validators.above(0, kind=float, **_CHECKS)
+    )
+    schedule: str = field(
+        default="onecycle", validator=validators.one_of(("onecycle", "cosine"), **_CHECKS)
+    )
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)
     #: Strategies and presets (tournament, ag-evolution, eigen, nsga2), in the order consulted.
@@ -140,8 +129,7 @@ class Experiment:
         for name, weight in self.weights.items():
             if name not in names:
                 raise ConfigError(f"weights.{name}: no such operator (see `ecogen plugins`)")
-            if not isinstance(weight, (int, float)) or weight < 0:
-                raise ConfigError(f"weights.{name}: must be a number >= 0, got {weight!r}")
+            _check_weight(name, weight)
 
     def zoo_names(self) -> list[str]:
         """The zoo genomes ``init`` names (none unless it is ``zoo:...``)."""
@@ -225,6 +213,12 @@ def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+def _check_weight(name: str, weight: Any) -> None:
+    number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+    if not number or not math.isfinite(weight) or weight < 0:
+        raise ConfigError(f"weights.{name}: must be a finite number >= 0, got {weight!r}")
+
+
 def _raises(key: str, old: float, new: float) -> bool:
     if key == "generations":
         return new > old
@@ -258,6 +252,13 @@ def from_dict(values: dict[str, Any]) -> Experiment:
             value = values[a.name]
             if not isinstance(value, want) or isinstance(value, bool):
                 raise ConfigError(f"{a.name}: must be {a.type.__name__}, got {value!r}")
+    # Nor [1.5, 2] where mutation counts belong, nor a weight ("2" and true would become 2.0
+    # and 1.0).
+    if "mutations_per_child" in values:
+        _per_child.check(None, "mutations_per_child", values["mutations_per_child"])
+    if isinstance(values.get("weights"), dict):
+        for name, weight in values["weights"].items():
+            _check_weight(name, weight)
     try:
         return _converter.structure(values, Experiment)
     except cattrs.BaseValidationError as exc:
@@ -281,6 +282,10 @@ def load(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (is it a TOML file?)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(
+            f"{path}: nested too deeply to read (arrays or tables in each other)"
+        ) from None
 
 
 def dumps(experiment: Experiment) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from genomics import validators
+
 from .spec import Context, hookimpl
 
 
@@ -68,33 +70,23 @@ def accuracy_at(individual: Any, epoch: int) -> float | None:
     return None
 
 
-def at_least(low: float, kind: type = int):
-    """An attrs validator: a number of ``kind`` >= ``low``; the error names the option."""
-
-    def check(inst: Any, attribute: Any, value: Any) -> None:
-        number = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
-        if not number or isinstance(value, bool) or value < low:
-            raise StrategyError(
-                f"strategies.{inst.name}.{attribute.name}: must be {kind.__name__} >= {low},"
-                f" got {value!r}"
-            )
-
-    return check
+def _option(strategy: Any) -> str:
+    return f"strategies.{strategy.name}."
 
 
-def pair(inst: Any, attribute: Any, value: Any) -> None:
-    """An attrs validator for ``[low, high]`` integer ranges (None allowed: not set)."""
-    if value is None:
-        return
-    if (
-        len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        or not 0 <= value[0] <= value[1]
-    ):
-        raise StrategyError(
-            f"strategies.{inst.name}.{attribute.name}: must be [low, high] integers with"
-            f" 0 <= low <= high, got {value!r}"
-        )
+def at_least(low: float, kind: type = int) -> Any:
+    """An attrs validator: a number of ``kind`` >= ``low`` (a float kind: finite); the error
+    names the option."""
+    return validators.at_least(low, kind=kind, error=StrategyError, prefix=_option)
+
+
+def one_of(choices: tuple[str, ...]) -> Any:
+    """An attrs validator: one of ``choices``; the error names the option."""
+    return validators.one_of(choices, error=StrategyError, prefix=_option)
+
+
+#: An attrs validator for ``[low, high]`` integer ranges (None allowed: not set).
+pair = validators.pair(optional=True, error=StrategyError, prefix=_option)
 
 
 def to_pair(value: Any) -> Any:

@@ -13,7 +13,16 @@ import attrs
 import operators as ops
 from genomics import canonical_hash
 
-from .base import Strategy, StrategyError, accuracy_at, at_least, best_first, pair, to_pair
+from .base import (
+    Strategy,
+    StrategyError,
+    accuracy_at,
+    at_least,
+    best_first,
+    one_of,
+    pair,
+    to_pair,
+)
 from .spec import Context, Distill, GenerationPlan, Proposal, Stop, hookimpl
 
 PRIMARY, SECONDARY = "primary", "secondary"
@@ -105,14 +114,6 @@ def _landmarks(inst: Extinction, attribute: attrs.Attribute, value: tuple) -> No
         )
 
 
-def _threshold(inst: Extinction, attribute: attrs.Attribute, value: str) -> None:
-    if value not in THRESHOLDS:
-        raise StrategyError(
-            f"strategies.extinction.threshold: must be one of {', '.join(THRESHOLDS)},"
-            f" got {value!r}"
-        )
-
-
 @attrs.define
 class Extinction(Strategy):
     """Accelerated extinction: at landmark epochs T1 < T2 of each candidate's training, a
@@ -129,7 +130,7 @@ class Extinction(Strategy):
     landmarks: tuple[float | int, ...] = attrs.field(
         default=(0.25, 0.5), converter=tuple, validator=_landmarks
     )
-    threshold: str = attrs.field(default="mean", validator=_threshold)
+    threshold: str = attrs.field(default="mean", validator=one_of(THRESHOLDS))
     quantile: float = attrs.field(default=0.5, validator=at_least(0.0, float))
     k: int = attrs.field(default=3, validator=at_least(1))
     #: Accuracies needed at a landmark before its threshold is set.

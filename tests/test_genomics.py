@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import genomics as G
+from genomics import validators as V
 from genomics.testing import genomes, invalid_documents
 
 
@@ -157,6 +158,19 @@ def test_error_messages_name_the_place(change, message):
     assert message in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"schema_version": 2, "nodes": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+)
+def test_deeply_nested_documents_are_refused_in_one_line(text):
+    with pytest.raises(G.GenomeError, match="nested too deeply") as info:
+        G.loads(text)
+    assert str(info.value).startswith("document: ") and "\n" not in str(info.value)
+
+
 def test_every_problem_is_listed():
     doc = minimal_doc()
     doc["nodes"][1]["inputs"] = ["nope"]
@@ -265,3 +279,84 @@ def test_documents_are_plain_json():
 def test_light_packages_do_not_import_torch(package):
     code = f"import sys, {package}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- shared validators --------------------------------------------------------------------
+
+
+class Refused(Exception):
+    pass
+
+
+E = {"error": Refused}
+
+
+def checked(validator, value):
+    """Build a one-field attrs class validated by ``validator`` with ``value``."""
+    Probe = attrs.make_class("Probe", {"field": attrs.field(validator=validator)})
+    return Probe(value)
+
+
+@pytest.mark.parametrize(
+    ("validator", "value", "message"),
+    [
+        (V.at_least(1, **E), 0, "field: must be >= 1, got 0"),
+        (V.at_least(1, kind=int, **E), True, "field: must be int >= 1, got True"),
+        (
+            V.at_least(0, kind=float, note=" (0: no limit)", **E),
+            float("inf"),
+            "field: must be a finite number >= 0 (0: no limit), got inf",
+        ),
+        (V.at_least(0, kind=float, **E), float("nan"), "field: must be a finite number >= 0"),
+        (V.at_least(0, **E), float("nan"), "field: must be >= 0, got nan"),
+        (V.above(0, kind=float, **E), 0.0, "field: must be a finite number > 0, got 0.0"),
+        (V.instance_of(int, "an integer", **E), "3", "field: must be an integer, got '3'"),
+        (V.instance_of(int, "an integer", **E), False, "field: must be an integer, got False"),
+        (V.odd(**E), 4, "field: must be odd, got 4"),
+        (V.one_of(("max", "avg"), **E), "median", "field: must be one of max, avg, got 'median'"),
+        (V.subset(("a", "b"), **E), ("c",), "field: must be one or more of a, b, got ['c']"),
+        (V.subset(("a", "b"), **E), (), "field: must be one or more of a, b, got []"),
+        (V.each(V.odd(**E), **E), (1, 4), "field[1]: must be odd, got 4"),
+        (V.each(V.odd(**E), **E), [], "field: must be a list of at least one value, got []"),
+        (
+            V.pair(**E),
+            (3, 1),
+            "field: must be [low, high] integers with 0 <= low <= high, got [3, 1]",
+        ),
+        (V.pair(**E), 3, "field: must be [low, high] integers with 0 <= low <= high, got 3"),
+        (V.pair(**E), (1.0, 2), "field: must be [low, high] integers"),
+        (
+            V.pair(below=1, kind=float, **E),
+            (0.5, 1.0),
+            "field: must be [low, high] numbers with 0 <= low <= high < 1, got [0.5, 1.0]",
+        ),
+        (V.pair(**E), None, "field: must be [low, high] integers"),
+    ],
+)
+def test_shared_validators_name_the_field_expectation_and_value(validator, value, message):
+    with pytest.raises(Refused) as info:
+        checked(validator, value)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("validator", "value"),
+    [
+        (V.at_least(0, kind=float, **E), 2),
+        (V.above(0, kind=float, **E), 1e-9),
+        (V.one_of(("max", "avg"), **E), "avg"),
+        (V.subset(("a", "b"), **E), ["b", "a"]),
+        (V.each(V.at_least(1, kind=int, **E), V.odd(**E), **E), [1, 3]),
+        (V.pair(optional=True, **E), None),
+        (V.pair(below=1, kind=float, **E), (0, 0.5)),
+    ],
+)
+def test_shared_validators_accept_what_they_promise(validator, value):
+    checked(validator, value)
+
+
+def test_shared_validators_take_a_prefix_and_a_prefix_per_instance():
+    with pytest.raises(Refused, match=r"^mutation\.field: must be odd"):
+        checked(V.odd(prefix="mutation.", **E), 2)
+    with pytest.raises(Refused, match=r"^strategies\.Probe\.field: must be odd"):
+        checked(V.odd(prefix=lambda inst: f"strategies.{type(inst).__name__}.", **E), 2)

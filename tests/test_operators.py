@@ -102,6 +102,72 @@ def test_mutations_respect_configured_bounds():
         assert all(n.gene.out_channels <= 64 for n in genome.nodes if isinstance(n.gene, G.Conv))
 
 
+# Where each mutation setting ends up in a genome: the gene a value of it must make.
+_SETTING_GENES = {
+    "kernel_sizes": lambda v: G.Conv(4, kernel=v),
+    "new_conv_kernel": lambda v: G.Conv(4, kernel=v),
+    "sep_kernel": lambda v: G.Conv(4, kernel=v),
+    "channel_range": lambda v: G.Conv(v),
+    "dropout_rates": lambda v: G.Dropout(v),
+    "pool_kernel": lambda v: G.Pool(kernel=v),
+    "dense_units": lambda v: G.Dense(v),
+    "sep_groups": lambda v: G.Conv(4 * v, groups=v),  # the SEP module's 1x1 group convolutions
+}
+_setting_values = st.integers(-2, 12) | st.sampled_from(
+    [0.0, 0.5, 0.95, 1.0, 2.0, 3.0, True, False, float("inf"), float("nan"), "3", None]
+)
+
+
+def _as_setting(field: str, value):
+    if field in ("kernel_sizes", "dense_units"):
+        return [value]
+    if field in ("channel_range", "dropout_rates"):
+        return (value, value)
+    return value
+
+
+@given(st.sampled_from(sorted(_SETTING_GENES)), _setting_values)
+def test_mutation_settings_accept_exactly_what_genes_accept(field, value):
+    try:
+        _SETTING_GENES[field](value)
+        gene_takes = True
+    except (G.GenomeError, TypeError):
+        gene_takes = False
+    try:
+        ops.MutationConfig(**{field: _as_setting(field, value)})
+        setting_takes = True
+    except ValueError as exc:
+        setting_takes = False
+        assert str(exc).startswith(field) and "\n" not in str(exc), str(exc)
+    assert setting_takes == gene_takes
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"kernel_sizes": [2, 4]}, "kernel_sizes[0]: must be odd, got 2"),
+        ({"kernel_sizes": [3, 0]}, "kernel_sizes[1]: must be int >= 1, got 0"),
+        ({"kernel_sizes": []}, "kernel_sizes: must be a list of at least one value, got []"),
+        ({"new_conv_kernel": 4}, "new_conv_kernel: must be odd, got 4"),
+        ({"channel_range": (0, 8)}, "channel_range: must be [low, high] integers with 1 <= low"),
+        ({"channel_range": (8, 4)}, "channel_range: must be [low, high] integers"),
+        ({"dropout_rates": (0.2, 1.0)}, "dropout_rates: must be [low, high] numbers with 0 <="),
+        ({"dropout_rates": (-0.1, 0.5)}, "dropout_rates: must be [low, high] numbers"),
+        ({"dense_units": [64, 0]}, "dense_units[1]: must be int >= 1, got 0"),
+        ({"pool_kernel": 0}, "pool_kernel: must be int >= 1, got 0"),
+        ({"max_convolutions": 0}, "max_convolutions: must be int >= 1, got 0"),
+        ({"sep_groups": 0}, "sep_groups: must be int >= 1, got 0"),
+        ({"sep_kernel": 2}, "sep_kernel: must be odd, got 2"),
+        ({"dropout_kinds": ["gaussian"]}, "dropout_kinds: must be one or more of bernoulli"),
+        ({"pool_modes": []}, "pool_modes: must be one or more of max, avg, got []"),
+    ],
+)
+def test_mutation_settings_no_genome_satisfies_are_refused(settings, message):
+    with pytest.raises(ValueError) as info:
+        ops.MutationConfig(**settings)
+    assert str(info.value).startswith(message), str(info.value)
+
+
 def test_alter_channel_number_scales_within_a_factor_of_two():
     config = ops.MutationConfig(channel_range=(1, 10_000))
     genome = zoo.load("lenet5")
