@@ -61,7 +61,10 @@ class Candidates:
         for outcome in e.evaluator.evaluate(tasks(), self._judge(training)):
             ind = training.pop(outcome.task.individual)
             self._accept(ind, outcome.evaluation, reporter, model=outcome.model, task=outcome.task)
-            done.append(ind)
+            # A training the time budget cut short is kept in the store, but takes no part in
+            # the generation's decisions: its accuracy is that of an unfinished training.
+            if not cut_by_budget(ind.evaluation):
+                done.append(ind)
         order = {ind.id: i for i, ind in enumerate(individuals)}
         return sorted(done, key=lambda ind: order[ind.id])
 
@@ -73,8 +76,9 @@ class Candidates:
         known = store.individual(ind.id)
         if known is not None and known["genome_hash"] == genome_hash and known["evaluation"]:
             stored = store.evaluation(known["evaluation"])
-            # A training the time budget cut short is done again once the budget is raised.
-            if stored.metrics.get("stopped_by") != "time budget":
+            # A training the time budget cut short is done again when its generation is (a
+            # resumed run whose budget was raised replays it).
+            if not cut_by_budget(stored):
                 self._accept(ind, stored, reporter, stored=True, reused=bool(known["reused"]))
                 return None
         failure = getattr(ind, "mutation_failure", None)
@@ -208,6 +212,11 @@ def mutation_failure(exc: Exception) -> Evaluation:
     return failed_evaluation(
         exc, time.perf_counter(), metrics={"stage": "mutation"}, prefix="mutation: "
     )
+
+
+def cut_by_budget(evaluation: Evaluation) -> bool:
+    """Whether the run's time budget ended this training before its last epoch."""
+    return evaluation.metrics.get("stopped_by") == "time budget"
 
 
 def reusable(evaluation: Evaluation) -> bool:

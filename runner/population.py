@@ -70,3 +70,21 @@ def _check(name: str, genome: Genome, bounds: Any) -> None:
         validate(genome, bounds)
     except GenomeError as exc:
         raise ConfigError(f"init: {name} is outside this run's bounds ({exc})") from None
+
+
+def check_init(experiment: Any, data: Any) -> None:
+    """ConfigError, before a run writes anything, when its ``init`` cannot give a first
+    population within its bounds on ``data`` (a zoo genome over ``max_params``, say)."""
+    config = experiment.mutation_config()
+    shape, classes = data.input_shape, data.num_classes
+    if experiment.init.startswith("zoo:"):
+        import zoo
+
+        for name in experiment.zoo_names():
+            try:
+                genome = retarget(zoo.load(name), shape, classes)
+            except GenomeError as exc:
+                raise ConfigError(f"init: zoo:{name} does not fit the data ({exc})") from None
+            _check(f"zoo:{name}", genome, config.bounds)
+    else:  # minimal, and random's fallback: the smallest genome there is
+        _check(experiment.init, minimal(shape, classes), config.bounds)

@@ -17,6 +17,7 @@ from .artifacts import write_text_atomic
 from .config import RunError
 from .engine import Engine
 from .lock import RunLock
+from .population import check_init
 from .store import FILENAME, Store, StoreError, check_file
 
 
@@ -53,6 +54,7 @@ def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) ->
     """A new run in ``experiment.run_dir``: writes ``experiment.toml`` and creates the store.
     ``lock`` is the directory's, from :func:`claim` (taken here when not given)."""
     experiment.check()
+    check_init(experiment, data)
     run_dir = Path(experiment.run_dir)
     lock = lock if lock is not None else claim(run_dir)
     try:
