@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from genomics import Genome, GenomeError, dumps, loads, validate
+from genomics import Genome, canonical_hash, dumps, loads
 from genomics.testing import SMALL_SHAPES, genomes, invalid_documents
 
 from .config import DEFAULT_CONFIG, MutationConfig
@@ -70,21 +70,41 @@ def check_mutation(
     rng: random.Random,
     config: MutationConfig = DEFAULT_CONFIG,
 ) -> Genome | None:
-    """Apply one operator and assert what every mutation must hold: the result is valid within
-    ``config``'s bounds, differs from ``genome``, round-trips through JSON and changes the genome
-    as the operator's ``effect`` says. Returns the result, or ``None`` when the operator said it
-    does not apply (then ``applies`` must agree)."""
+    """Apply one operator and assert what every mutation must hold beyond what ``apply``
+    itself guarantees (a result valid within ``config``'s bounds, other than ``genome``):
+
+    - it is a function of the generator's state: the same state gives the same result;
+    - it changes the architecture, not only node ids (the canonical hash differs), and keeps
+      the input shape and the class count;
+    - a node id keeps its identity: an id the result shares with ``genome`` names the same
+      kind of gene, so node ids can pair a child's layers with its parent's;
+    - the result round-trips through JSON;
+    - the genome changes as the operator's ``effect`` says.
+
+    Returns the result, or ``None`` when the operator said it does not apply (then
+    ``applies`` must agree)."""
     info = get(info) if isinstance(info, str) else info
+    state = rng.getstate()
     try:
         after = info.apply(genome, rng, config)
     except NotApplicable:
         assert not info.applies(genome, config), f"{info.name} said no, but applies() says yes"
         return None
-    try:
-        validate(after, config.bounds)
-    except GenomeError as exc:
-        raise AssertionError(f"{info.name} made an invalid genome: {exc}") from None
-    assert after != genome, f"{info.name} returned the genome unchanged"
+    replay = random.Random()
+    replay.setstate(state)
+    assert info.apply(genome, replay, config) == after, f"{info.name} is not reproducible"
+    assert canonical_hash(after) != canonical_hash(genome), (
+        f"{info.name} changed node ids only, not the architecture"
+    )
+    assert (after.input_shape, after.num_classes) == (genome.input_shape, genome.num_classes), (
+        f"{info.name} changed the input shape or the class count"
+    )
+    before = {node.id: type(node.gene) for node in genome.nodes}
+    for node in after.nodes:
+        kind = before.get(node.id)
+        assert kind is None or kind is type(node.gene), (
+            f"{info.name}: node {node.id} was a {kind.TYPE}, is now a {node.gene.TYPE}"
+        )
     assert loads(dumps(after)) == after, f"{info.name}'s result does not round-trip through JSON"
     if info.effect is not None:
         problems = info.effect.problems(genome, after)

@@ -3,6 +3,7 @@ import pickle
 import random
 import sys
 
+import attrs
 import pytest
 import torch
 from click.testing import CliRunner
@@ -329,3 +330,65 @@ def test_operators_never_import_torch():
 
     code = "import sys, operators, operators.toolbox; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _rename_first_conv(genome, rng, config):
+    """Changes a node id only: the same architecture."""
+    old = next(n.id for n in genome.nodes if isinstance(n.gene, G.Conv))
+    new = f"{old}_renamed"
+    nodes = [
+        attrs.evolve(
+            n, id=new if n.id == old else n.id, inputs=[new if i == old else i for i in n.inputs]
+        )
+        for n in genome.nodes
+    ]
+    return attrs.evolve(genome, nodes=tuple(nodes))
+
+
+def _unseeded_channels(genome, rng, config):
+    """Draws from the global generator instead of ``rng``: not reproducible."""
+    import random as global_random
+
+    i = next(i for i, n in enumerate(genome.nodes) if isinstance(n.gene, G.Conv))
+    node = genome.nodes[i]
+    gene = attrs.evolve(node.gene, out_channels=global_random.randint(4, 64))
+    return attrs.evolve(
+        genome, nodes=(*genome.nodes[:i], attrs.evolve(node, gene=gene), *genome.nodes[i + 1 :])
+    )
+
+
+def _dropout_in_place_of_a_pool(genome, rng, config):
+    """Puts a dropout where a pooling layer was, keeping its id."""
+    i = next(
+        i
+        for i, n in enumerate(genome.nodes)
+        if isinstance(n.gene, G.Pool) and not n.gene.global_pool
+    )
+    node = genome.nodes[i]
+    return attrs.evolve(
+        genome,
+        nodes=(
+            *genome.nodes[:i],
+            attrs.evolve(node, gene=G.Dropout(rate=0.2)),
+            *genome.nodes[i + 1 :],
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("transform", "message"),
+    [
+        (_rename_first_conv, "changed node ids only"),
+        (_unseeded_channels, "is not reproducible"),
+        (_dropout_in_place_of_a_pool, "was a pool, is now a dropout"),
+    ],
+)
+def test_check_mutation_catches_what_apply_lets_through(transform, message):
+    """Each of these gives a valid genome other than its input, all ``apply`` checks; the
+    checks exported for plugin authors must still refuse them."""
+    info = ops.OperatorInfo("broken", None, transform, "broken on purpose", None, "tests")
+    genome = zoo.load("lenet5")
+    info.apply(genome, random.Random(0), ops.DEFAULT_CONFIG)  # apply accepts it
+    with pytest.raises(AssertionError, match=message):
+        for seed in range(20):  # a random draw may repeat once; not twenty times
+            check_mutation(info, genome, random.Random(seed))
