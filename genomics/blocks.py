@@ -1,4 +1,4 @@
-"""Sub-graph templates: the SEP-Net building blocks as lists of ordinary nodes (SPEC section 4).
+"""Sub-graph templates: the SEP-Net building blocks as lists of ordinary nodes (docs/phenotypes.md).
 
 A template returns nodes that read ``source`` and end in a node named ``prefix``, ready to be
 placed in a genome (the zoo's builders and the ``add_sep_module`` mutation use them). Because

@@ -26,7 +26,7 @@ def _tuple(value: Any) -> Any:
 @frozen
 class MutationConfig:
     """What mutations may do. ``bounds`` is checked on every result; the rest sets the values
-    new or altered layers get (SPEC section 1)."""
+    new or altered layers get (the defaults of the AG-Evolution table)."""
 
     bounds: Bounds = DEFAULT_BOUNDS
     #: Convolutions a genome may hold (its depth).

@@ -1,4 +1,4 @@
-"""Gene duplication (EIGEN-D, SPEC section 3): cut a genome into blocks of one feature-map size
+"""Gene duplication (EIGEN-D, Ren et al. 2019): cut a genome into blocks of one feature-map size
 and build candidates that repeat blocks in different combinations.
 
 A block is a maximal run of consecutive nodes (in the genome's topological order) that read and

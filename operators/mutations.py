@@ -1,7 +1,7 @@
-"""The 15 mutations of the thesis table (SPEC section 1), as registered DEAP operators, and
-two for the SEP-Net phenotypes (SPEC section 4), ``add_sep_module`` and
-``binarize_convolution``: registered with draw weight 0, so a search uses the thesis table
-unless a run's ``[weights]`` turn them on.
+"""The 15 mutations of the thesis table (AG-Evolution, Li et al. 2018, after Real et al.
+2017), as registered DEAP operators, and two for the SEP-Net phenotypes (docs/phenotypes.md),
+``add_sep_module`` and ``binarize_convolution``: registered with draw weight 0, so a search
+uses the thesis table unless a run's ``[weights]`` turn them on.
 
 Each transform yields candidate genomes in random order; the registry keeps the first that is
 valid within the run's bounds. Insertions go on an edge (``src -> dst``), so they can land on a

@@ -1,5 +1,5 @@
 """Pattern binarization of a trained network: train at full precision, binarize the k x k
-convolutions, fine-tune the rest (SPEC section 4), with the accuracy of each stage."""
+convolutions, fine-tune the rest (docs/phenotypes.md), with the accuracy of each stage."""
 
 from __future__ import annotations
 

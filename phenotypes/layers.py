@@ -1,5 +1,5 @@
 """Layers the genome model needs beyond torch.nn: pattern-binarized convolutions (SEP-Nets) and
-evolutional dropout (SPEC section 4).
+evolutional dropout (docs/phenotypes.md).
 
 Every layer that stores weights at less than their dtype's width says how many bytes it stores
 (``stored_bytes``); :func:`phenotypes.size_bytes` asks it instead of counting its parameters.

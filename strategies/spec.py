@@ -9,10 +9,11 @@ default for each (tournament parents, the best survive). Every hook runs with th
 strategy that draws from ``random`` is reproducible and resumes exactly.
 
 The individuals a hook sees are :class:`operators.Individual` objects with ``id``, ``genome``,
-``generation``, ``parents``, ``operators``, ``phase``, ``fitness.values`` and ``evaluation``: a
-dict with ``status`` (``ok``, ``extinct``, ``stopped`` or ``failed``), ``val_accuracy``,
-``params``, ``flops``, ``size_bytes``, ``epochs`` (trained), ``planned_epochs``, ``history``
-(one ``{"epoch", "train_loss", "val_accuracy"}`` per epoch) and ``metrics``.
+``generation``, ``parents``, ``operators``, ``phase``, ``reused``, ``fitness.values`` and
+``evaluation``: a read-only record (``runner.records.Evaluation``) read like a dict, with
+``status`` (``ok``, ``extinct``, ``stopped`` or ``failed``), ``val_accuracy``, ``params``,
+``flops``, ``size_bytes``, ``epochs`` (trained), ``planned_epochs``, ``history`` (one
+``{"epoch", "train_loss", "val_accuracy"}`` per epoch) and ``metrics``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pattern binarization, evolutional dropout and SEP-Net blocks (SPEC section 4)."""
+"""Pattern binarization, evolutional dropout and SEP-Net blocks (docs/phenotypes.md)."""
 
 import copy
 import json
