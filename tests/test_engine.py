@@ -284,7 +284,13 @@ def test_summary_seconds_are_the_search_and_the_final_training_is_apart(tmp_path
             seen["search"] = engine.seconds
 
     run_dir = tmp_path / "run"
-    values = {**TINY, "generations": 0, "final_epochs": 40, "run_dir": str(run_dir)}
+    values = {
+        **TINY,
+        "init": "minimal",
+        "generations": 0,
+        "final_epochs": 20,
+        "run_dir": str(run_dir),
+    }
     engine = start(cfg.from_dict(values), ph.load_dataset("digits", seed=2))
     summary = engine.run(Watch())
     engine.store.close()

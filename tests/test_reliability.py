@@ -322,7 +322,7 @@ def exploding_operator():
         raise ValueError("explode cannot mutate this genome")
 
     yield
-    ops.registry._extra.pop("explode", None)
+    ops.OPERATORS.extra.pop("explode", None)
 
 
 def test_raising_diverging_slow_and_out_of_memory_candidates_and_a_raising_mutation(
