@@ -431,6 +431,51 @@ class Store:
         rows = self.db.execute(query, (kind,) if kind else ()).fetchall()
         return [{**dict(row), "data": json.loads(row["data"])} for row in rows]
 
+    # --- reading for reports ---
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the store, however a running process writes meanwhile.
+
+        One read transaction, kept only as long as the reads: in WAL mode a reader never blocks
+        the writer, but while it lasts the writer cannot fold its log back into the file.
+        """
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    def meta(self) -> dict[str, str]:
+        """Every ``meta`` key with its value (text, as stored)."""
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def all_evaluations(self) -> dict[int, dict[str, Any]]:
+        """Every evaluation by id, JSON columns decoded."""
+        rows = self.db.execute("SELECT * FROM evaluations ORDER BY id").fetchall()
+        return {row["id"]: _evaluation(row) for row in rows}
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Every checkpoint, oldest first, JSON columns decoded (only the last one keeps its
+        logbook, generator and strategy states)."""
+        rows = self.db.execute("SELECT * FROM checkpoints ORDER BY generation").fetchall()
+        out = []
+        for row in rows:
+            checkpoint = dict(row)
+            for key in ("population", "hall_of_fame", "logbook", "rng", "counters", "strategy"):
+                if key in checkpoint:
+                    checkpoint[key] = json.loads(checkpoint[key])
+            out.append(checkpoint)
+        return out
+
+    def all_events(self) -> list[dict[str, Any]]:
+        """Every event in the order written; none in a version 1 store (it has no such table,
+        and a store opened read-only is never upgraded)."""
+        known = self.db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone()[0]
+        return self.events() if known else []
+
 
 def _evaluation(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
