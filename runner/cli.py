@@ -346,7 +346,19 @@ def _print_stages(stages: list) -> None:
 @click.option(
     "--code/--no-code", default=True, show_default=True, help="Print the generated PyTorch code."
 )
-def show(genome: str, code: bool) -> None:
+@click.option(
+    "--draw",
+    "draw_file",
+    type=click.Path(dir_okay=False),
+    help="Draw GENOME to FILE instead (top to bottom; svg, png, pdf or dot, by its ending).",
+)
+@click.option(
+    "--format",
+    "draw_format",
+    type=click.Choice(["svg", "png", "pdf", "dot"]),
+    help="The drawing's format; --format dot without --draw prints Graphviz DOT.",
+)
+def show(genome: str, code: bool, draw_file: str | None, draw_format: str | None) -> None:
     """Show GENOME's layers, output shapes and parameters, and its PyTorch code."""
     from rich.console import Console
     from rich.table import Table
@@ -354,6 +366,9 @@ def show(genome: str, code: bool) -> None:
     from genomics import canonical_hash, infer_shapes, parameter_counts, storage_bytes
 
     g, name = load_genome(genome)
+    if draw_file or draw_format:
+        _draw(g, name, draw_file, draw_format)
+        return
     shapes = infer_shapes(g)
     params = parameter_counts(g, shapes)
     sizes = storage_bytes(g, shapes)
@@ -385,6 +400,69 @@ def show(genome: str, code: bool) -> None:
         from phenotypes import compile_genome
 
         console.print(compile_genome(g).code.strip(), markup=False, highlight=False)
+
+
+def _draw(genome: Genome, name: str, path: str | None, fmt: str | None) -> None:
+    from .report import genome_drawing
+
+    if path is None:
+        if fmt != "dot":
+            raise click.UsageError(f"--format {fmt}: needs --draw FILE (only dot prints)")
+        click.echo(genome_drawing.to_dot(genome, name), nl=False)
+        return
+    if (fmt or Path(path).suffix.lstrip(".").lower()) not in ("dot", "gv"):
+        from .extras import require
+
+        require("ecogen show --draw", "report")
+    click.echo(f"wrote {genome_drawing.draw(genome, path, fmt, title=name)}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Folder to write the page and figures in [default: RUN_DIR/report].",
+)
+def report(run_dir: str, out: str | None) -> None:
+    """Write RUN_DIR/report/index.html: what the search did, in figures and tables.
+
+    Progress, every individual, the best's lineage and genome, the mutations' and strategies'
+    record. Works on finished, failed, resumed and running runs: the store is only read.
+    """
+    from .report import write_report
+
+    click.echo(f"wrote {write_report(run_dir, out)}")
+
+
+@main.command()
+@click.argument("source", type=click.Path())
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["onnx", "pt2"]),
+    default="onnx",
+    show_default=True,
+    help="ONNX (checked in onnxruntime) or torch.export's .pt2.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="File to write [default: beside the model, model.onnx or model.pt2].",
+)
+def export(source: str, fmt: str, out: str | None) -> None:
+    """Export a trained network: SOURCE is a run directory (its best/model.pt) or a MODEL.pt.
+
+    The export is loaded back and run on a random batch of another size than it was traced
+    with (the batch dimension is dynamic); it is written only if its outputs are within 1e-4
+    of PyTorch's.
+    """
+    from .export import export_file
+
+    click.echo(export_file(source, fmt, out).describe())
 
 
 @main.command()
@@ -565,9 +643,10 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
-def _run_search(engine, console) -> None:
+def _run_search(engine, console, report: bool = False) -> None:
     """Run an engine with the live display; Ctrl-C or SIGTERM stops it with everything kept
-    and says how to resume."""
+    and says how to resume. ``report``: RUN_DIR/report/ is rewritten after every generation
+    and at the end."""
     import signal
 
     from rich.console import Console
@@ -577,7 +656,13 @@ def _run_search(engine, console) -> None:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with RichReporter(console) as reporter:
+            if report:
+                from .report.live import LiveReport
+
+                reporter = LiveReport(reporter, console)
             summary = engine.run(reporter)
+            if report:
+                reporter.refresh(engine.run_dir)
     except KeyboardInterrupt as stop:
         click.echo(
             f"interrupted: everything evaluated is kept; continue with"
@@ -589,6 +674,9 @@ def _run_search(engine, console) -> None:
         signal.signal(signal.SIGTERM, previous)
         engine.store.close()
     Console().print(final_table(summary))
+
+
+_REPORT_HELP = "Rewrite RUN_DIR/report/ (see `ecogen report`) after every generation."
 
 
 def _given(flags: dict) -> dict:
@@ -607,7 +695,8 @@ def _given(flags: dict) -> dict:
     type=click.Path(file_okay=False),
     help="Where the run is written [default: runs/DATASET-TIME].",
 )
-def evolve(config_file: str | None, **flags) -> None:
+@click.option("--report", "live_report", is_flag=True, help=_REPORT_HELP)
+def evolve(config_file: str | None, live_report: bool, **flags) -> None:
     """Search for a network: evolve a population of genomes on a dataset.
 
     Values come from the defaults, then --config FILE.toml, then the flags. The resolved
@@ -628,6 +717,10 @@ def evolve(config_file: str | None, **flags) -> None:
         name = re.sub(r"[^\w.-]+", "_", experiment.dataset).strip("_")
         experiment = cfg.attrs.evolve(experiment, run_dir=str(Path("runs") / f"{name}-{stamp}"))
     experiment.check()  # a bad value fails before the data is loaded
+    if live_report:
+        from .extras import require
+
+        require("ecogen evolve --report", "report")
     console = Console(stderr=True)
     import phenotypes as ph
 
@@ -641,14 +734,15 @@ def evolve(config_file: str | None, **flags) -> None:
     except BaseException:
         lock.release()
         raise
-    _run_search(engine, console)
+    _run_search(engine, console, report=live_report)
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @_limit_options
 @_resume_run_options
-def resume(run_dir: str, **flags) -> None:
+@click.option("--report", "live_report", is_flag=True, help=_REPORT_HELP)
+def resume(run_dir: str, live_report: bool, **flags) -> None:
     """Continue the run in RUN_DIR from where it stopped (after Ctrl-C, a crash or a kill).
 
     Raise its limits to search further: `ecogen resume RUN_DIR --generations 30`. The result
@@ -661,6 +755,10 @@ def resume(run_dir: str, **flags) -> None:
 
     from .engine import prepare_resume
 
+    if live_report:
+        from .extras import require
+
+        require("ecogen resume --report", "report")
     resumption = prepare_resume(run_dir, **_given(flags))
     experiment = resumption.experiment
     console = Console(stderr=True)
@@ -670,7 +768,7 @@ def resume(run_dir: str, **flags) -> None:
     except BaseException:
         resumption.abandon()
         raise
-    _run_search(resumption.engine(data), console)
+    _run_search(resumption.engine(data), console, report=live_report)
 
 
 @main.command()
