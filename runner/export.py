@@ -72,7 +72,7 @@ def export_file(
     to ``out`` (default: beside the model file, ending in ``.onnx`` or ``.pt2``)."""
     _check_format(fmt)
     if fmt == "onnx":
-        require("ecogen export --format onnx", "export")
+        require("ecogen export", "export")
     path = model_file(source)
     import phenotypes as ph
 

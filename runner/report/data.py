@@ -7,6 +7,7 @@ never blocks its writer. Nothing here imports matplotlib or torch.
 
 from __future__ import annotations
 
+import collections
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -160,11 +161,14 @@ class Run:
 
     def progress(self) -> list[dict[str, Any]]:
         """Per finished generation: best and median accuracy of its population, the accuracies
-        of the candidates it evaluated, cumulative epochs and seconds, phase, extinctions."""
+        of the candidates it evaluated, cumulative epochs and seconds, the phase it was made in,
+        its extinctions and failures."""
         rows = []
         for g in self.generations:
             accuracies = self.population_accuracies(g) or [0.0]
             made = [i for i in self.individuals.values() if i.generation == g.generation]
+            # The phase its individuals were made in (a checkpoint keeps the next one's).
+            phases = collections.Counter(i.phase for i in made).most_common(1)
             rows.append(
                 {
                     "generation": g.generation,
@@ -173,7 +177,7 @@ class Run:
                     "candidates": [i.accuracy for i in made if not i.reused],
                     "epochs": g.epochs,
                     "seconds": g.seconds,
-                    "phase": g.phase,
+                    "phase": phases[0][0] if phases else "",
                     "extinct": sum(1 for i in made if i.status == "extinct" and not i.reused),
                     "failed": sum(1 for i in made if i.status == "failed" and not i.reused),
                 }

@@ -85,7 +85,7 @@ def progress(run: Run) -> Any:
     seconds = [r["seconds"] for r in rows]
     minutes = max(seconds) >= 600
     time_label = "search time (minutes)" if minutes else "search time (seconds)"
-    phases = _phase_of_generation(run)
+    phases = {r["generation"]: r["phase"] for r in rows}
     trained = [a for r in rows for a in r["candidates"]]
     low = _floor([r["median"] for r in rows], trained)
     high = min(1.005, max(r["best"] for r in rows) + 0.015)
@@ -178,14 +178,6 @@ def progress(run: Run) -> Any:
     )
     fig.suptitle(f"Progress over {len(rows)} finished generation{'s' * (len(rows) != 1)}")
     return fig
-
-
-def _phase_of_generation(run: Run) -> dict[int, str]:
-    """The phase each generation's individuals were made in (succession), by generation."""
-    found: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
-    for ind in run.individuals.values():
-        found[ind.generation][ind.phase] += 1
-    return {g: c.most_common(1)[0][0] for g, c in found.items()}
 
 
 def _shade_phases(ax: Any, rows: list[dict], xs: list[float], phases: dict[int, str]) -> None:

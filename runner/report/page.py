@@ -209,7 +209,7 @@ def _generations_table(run: Run) -> str:
     if not rows:
         return ""
     header = ["generation", "best", "median", "trained", "failed", "extinct"]
-    header += ["epochs so far", "seconds so far", "phase after"]
+    header += ["epochs so far", "seconds so far", "phase"]
     return (
         "<details><summary>Per generation</summary>"
         + _table(header, rows, numeric=set(range(8)))
