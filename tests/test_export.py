@@ -23,10 +23,11 @@ FORMATS = ("onnx", "pt2")
 #: Zoo genomes whose exports take longer than a few seconds (224x224 inputs, SEP-Nets).
 LARGE = {n for n in zoo.names() if zoo.params(n) > 300_000 or zoo.load(n).input_shape[1] > 64}
 
-# Every gene kind and both join resamplings in a few nodes: a pattern-binarized convolution
+# Every gene kind and every join resampling in a few nodes: a pattern-binarized convolution
 # scaled by a constant (trained so, schema 2), an `add` whose second input is averaged from 7x7
-# down to 4x4 (not a whole multiple) and zero-padded to more channels, a `concat` whose second
-# input is interpolated up, evolutional dropout, global pooling.
+# down to 4x4 (not a whole multiple) and zero-padded to more channels, an `add` whose second
+# input is interpolated up and truncated to fewer channels, a `concat` whose second input is
+# interpolated up, evolutional dropout, global pooling.
 EVERY_KIND = {
     "schema_version": 2, "input_shape": [1, 7, 7], "num_classes": 5, "nodes": [
         {"id": "input", "type": "input"},
@@ -35,7 +36,8 @@ EVERY_KIND = {
         {"id": "c2", "type": "conv", "inputs": ["p1"], "out_channels": 6, "kernel": 3,
          "binarized": True, "binary_scale": "offset", "binary_offset": 0.1},
         {"id": "j1", "type": "add", "inputs": ["c2", "c1"], "activation": "relu"},
-        {"id": "j2", "type": "concat", "inputs": ["c1", "j1"]},
+        {"id": "j3", "type": "add", "inputs": ["c1", "c2"]},
+        {"id": "j2", "type": "concat", "inputs": ["c1", "j1", "j3"]},
         {"id": "d", "type": "dropout", "inputs": ["j2"], "kind": "evolutional"},
         {"id": "g", "type": "pool", "inputs": ["d"], "mode": "avg", "global_pool": True},
         {"id": "fc", "type": "dense", "inputs": ["g"], "units": 5, "activation": "none"},
@@ -96,7 +98,7 @@ def test_every_kind_of_gene_and_join_exports(tmp_path, fmt):
     model = calibrated(genome)
     code = model.code
     assert "adaptive_avg_pool2d(c1_relu, (4, 4))" in code and "interpolate" in code
-    assert "pad" in code and type(model.d).__name__ == "EvolutionalDropout"
+    assert "pad" in code and "narrow" in code and type(model.d).__name__ == "EvolutionalDropout"
     check_export(tmp_path, genome, model, fmt)
 
 

@@ -316,6 +316,50 @@ def test_without_the_report_extra_the_commands_say_what_to_install(plain):
         ]
 
 
+def _drawn_texts(fig) -> list:
+    """Every piece of text the figure shows, with its extent (tick labels outside the axes'
+    limits exist but are not drawn)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * (high - low)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - slack <= tick.get_loc() <= high + slack:
+                    hidden.update((id(tick.label1), id(tick.label2)))
+    return [
+        (t.get_text(), t.get_window_extent(renderer))
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden
+    ]
+
+
+def test_no_figure_has_overlapping_text(plain, troubled, pareto):
+    for folder in (plain, troubled, pareto):
+        run = read_run(folder)
+        best = run.best_id()
+        with fg.style():
+            for fig in (
+                fg.progress(run),
+                fg.individuals(run),
+                fg.lineage(run, best),
+                fg.family_tree(run),
+                fg.operators(run),
+                fg.best_genome(run, best),
+            ):
+                texts = _drawn_texts(fig)
+                title = fig.get_suptitle()
+                fg.plt.close(fig)
+                assert len(texts) > 5
+                for k, (a, box) in enumerate(texts):
+                    for b, other in texts[k + 1 :]:
+                        assert not box.overlaps(other), (folder.parent.name, title, a, b)
+
+
 # --- in a browser ---------------------------------------------------------------------------
 
 

@@ -122,8 +122,7 @@ def progress(run: Run) -> Any:
         ax.grid(alpha=0.3)
         top = ax.twiny()
         top.set_xlim(ax.get_xlim())
-        step = max(1, -(-len(rows) // 12))
-        shown = list(range(0, len(rows), step))
+        shown = _spaced(xs, ax.get_xlim())
         top.set_xticks([xs[k] for k in shown], [str(rows[k]["generation"]) for k in shown])
         top.set_xlabel("generation", fontsize=9)
         top.tick_params(labelsize=8, length=3)
@@ -176,8 +175,24 @@ def progress(run: Run) -> Any:
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False
     )
-    fig.suptitle(f"Progress over {len(rows)} finished generation{'s' * (len(rows) != 1)}")
+    last = rows[-1]["generation"]
+    fig.suptitle(f"Progress, generation 0 to {last}" if last else "Progress, generation 0")
     return fig
+
+
+def _spaced(xs: list[float], limits: tuple[float, float], room: float = 0.045) -> list[int]:
+    """Indices of ``xs`` (ascending) to label, at least ``room`` of the axis apart, the last
+    always: generations that cost next to nothing (all re-used, failed early) share a place."""
+    gap = (limits[1] - limits[0]) * room
+    shown: list[int] = []
+    for k, x in enumerate(xs):
+        if not shown or x - xs[shown[-1]] >= gap:
+            shown.append(k)
+    while len(shown) > 1 and xs[-1] - xs[shown[-2]] < gap:
+        shown.pop(-2)
+    if shown[-1] != len(xs) - 1:
+        shown[-1] = len(xs) - 1
+    return shown
 
 
 def _shade_phases(ax: Any, rows: list[dict], xs: list[float], phases: dict[int, str]) -> None:
@@ -437,7 +452,8 @@ def family_tree(run: Run, limit: int = 250) -> Any:
     nodes.set_zorder(3)
     if best in pos:
         ax.plot(*pos[best], marker="*", ms=20, color="#ffbf00", mec="black", mew=0.8, zorder=4)
-    if len(graph) <= 120:
+    # Ids under the nodes while they have room (about half an inch each in the widest row).
+    if (width - 3.0) / max(widest - 1, 1) >= 0.5:
         for node, (x, y) in pos.items():
             ax.text(
                 x,

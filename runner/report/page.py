@@ -210,6 +210,8 @@ def _generations_table(run: Run) -> str:
         return ""
     header = ["generation", "best", "median", "trained", "failed", "extinct"]
     header += ["epochs so far", "seconds so far", "phase"]
+    if not any(row[-1] for row in rows):  # no phases (no succession): no column
+        header, rows = header[:-1], [row[:-1] for row in rows]
     return (
         "<details><summary>Per generation</summary>"
         + _table(header, rows, numeric=set(range(8)))
@@ -361,16 +363,39 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
         if value and isinstance(value[0], dict):
             return [(key, f"{len(value)} entries")]
         return [(key, ", ".join(map(str, value)))]
+    return [(key, _value(key, value))]
+
+
+def _number(key: str, value: str) -> Any:
+    """A meta value (all text in the store) that is a number, as one."""
+    kind = {"created": float, "seconds": float, "generation": int}.get(key)
+    try:
+        return kind(value) if kind else value
+    except ValueError:
+        return value
+
+
+def _value(key: str, value: Any) -> str:
+    """A summary or meta value as a person reads it: accuracies in percent, counts with
+    thousands separators, Unix times as dates."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if key.endswith("accuracy") and isinstance(value, float):
+        return f"{value:.2%}"
+    if key.endswith("created") and isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
-        return [(key, f"{value:.6g}")]
-    return [(key, str(value))]
+        return f"{value:,.1f}" if key.endswith("seconds") else f"{value:.6g}"
+    return str(value)
 
 
 def _summary(run: Run) -> str:
-    meta = [(f"store: {k}", v) for k, v in sorted(run.meta.items())]
+    meta = [(f"store: {k}", _value(k, _number(k, v))) for k, v in sorted(run.meta.items())]
     if run.summary is None:
         note = '<p class="note">No summary.json yet: the run has not finished.</p>'
-        return note + _table(["", ""], [list(r) for r in meta])
+        return note + _table(["field", "value"], [list(r) for r in meta])
     note = ""
     if not run.summary_is_current:
         note = (
@@ -378,4 +403,4 @@ def _summary(run: Run) -> str:
             " gone on since.</p>"
         )
     rows = [list(r) for r in _flatten(run.summary)] + [list(r) for r in meta]
-    return note + _table(["", ""], rows)
+    return note + _table(["field", "value"], rows)
