@@ -291,6 +291,36 @@ def test_a_reader_in_its_snapshot_does_not_block_the_writer(plain, tmp_path):
         assert reader.count("events") == seen + 1
 
 
+def test_live_report_passes_everything_on_and_never_stops_the_search(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from runner.report.live import LiveReport
+
+    class Inner:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda *args: self.calls.append(name)
+
+    inner, out = Inner(), io.StringIO()
+    live = LiveReport(inner, Console(file=out, width=200))
+    engine = SimpleNamespace(run_dir=tmp_path / "gone")
+    live.started(engine)
+    live.evaluating(engine, None)
+    live.evaluated(engine, None, {})
+    live.generation_done(engine, {"gen": 0})
+    live.generation_done(engine, {"gen": 1})
+    live.final_training(engine, None)
+    assert inner.calls == ["started", "evaluating", "evaluated", "generation_done",
+                           "generation_done", "final_training"]  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("report not written: StoreError: ")
+
+
 def test_report_refuses_what_is_not_a_run_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == 1
