@@ -218,19 +218,35 @@ def test_a_multi_objective_run_has_a_front_per_cost(pareto, tmp_path):
     fg.plt.close("all")
 
 
-def test_a_killed_run_and_its_resumption_with_report(tmp_path):
+def test_a_run_killed_mid_generation(tmp_path):
     # A run directory of ecogen 0.1.0 killed mid-generation 1 (tests/fixtures/README.md).
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "run-0.1.0", run)
+    before = _files(run)
     page = _check_page(write_report(run).parent)
     killed = read_run(run)
     assert killed.status == "running" and killed.in_progress()
     assert "individuals of generation 1 so far" in page
+    assert "No summary.json yet" in page
+    assert _files(run) == before  # its write-ahead log too, unfolded
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumed_with_report(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "run-0.1.0", run)
     result = CliRunner().invoke(main, ["resume", str(run), "--report"])
     assert result.exit_code == 0, result.output
     page = _check_page(run / "report")
     assert '<span class="badge complete">complete</span>' in page
     assert "generation 3 of 3 finished" in page
+
+
+def test_a_run_that_has_evaluated_nothing_yet(tmp_path):
+    Store.create(tmp_path / "ecogen.sqlite", 'dataset = "digits"\n', {"status": "running"}).close()
+    page = _check_page(write_report(tmp_path).parent, ("progress", "individuals", "operators"))
+    assert "no generation finished yet" in page and "No genome to draw yet." in page
+    assert not (tmp_path / "report" / "genome.png").exists()
 
 
 @pytest.mark.slow

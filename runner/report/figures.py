@@ -42,10 +42,13 @@ _COST_LABELS = {
 }
 
 
-def _empty(ax: Any, text: str) -> None:
+def _placeholder(title: str, text: str) -> Any:
+    """A small figure that says there is nothing to draw yet."""
+    fig, ax = plt.subplots(figsize=(8, 1.6), layout="constrained")
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.axis("off")
+    fig.suptitle(title)
+    return fig
 
 
 def _floor(focus: list[float], others: list[float]) -> float:
@@ -76,12 +79,9 @@ def progress(run: Run) -> Any:
     cumulative training epochs and against search time; the candidates each generation
     trained; succession phases shaded; generations where extinction stopped candidates marked."""
     rows = run.progress()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True, layout="constrained")
     if not rows:
-        for ax in axes:
-            _empty(ax, "no generation has finished yet")
-        fig.suptitle("Progress")
-        return fig
+        return _placeholder("Progress", "no generation has finished yet")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True, layout="constrained")
     seconds = [r["seconds"] for r in rows]
     minutes = max(seconds) >= 600
     time_label = "search time (minutes)" if minutes else "search time (seconds)"
@@ -216,17 +216,14 @@ def individuals(run: Run) -> Any:
     costs a multi-objective run minimised), coloured by generation; failed, extinct, stopped
     and reused ones marked; the Pareto front of each."""
     costs = ["params", *(c for c in run.objectives[1:] if c != "params")]
+    everyone = list(run.individuals.values())
+    if not everyone:
+        return _placeholder("Every individual", "no individual has been evaluated yet")
     width = max(10.0, 5.0 * len(costs) + 1.6)
     fig, axes = plt.subplots(
         1, len(costs), figsize=(width, 5.6), sharey=True, layout="constrained", squeeze=False
     )
     axes = list(axes[0])
-    everyone = list(run.individuals.values())
-    if not everyone:
-        for ax in axes:
-            _empty(ax, "no individual has been evaluated yet")
-        fig.suptitle("Every individual")
-        return fig
     last = max(i.generation for i in everyone)
     norm = Normalize(0, max(last, 1))
     cmap = plt.get_cmap("viridis")
@@ -408,10 +405,7 @@ def family_tree(run: Run, limit: int = 250) -> Any:
         ids = run.ancestry(final)
         note = " (its 10 best)"
     if not ids:
-        fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
-        _empty(ax, "no generation has finished yet")
-        fig.suptitle("Family tree of the final population")
-        return fig
+        return _placeholder("Family tree of the final population", "no generation has finished yet")
     graph = nx.DiGraph()
     graph.add_nodes_from(sorted(ids, key=lambda i: run.individuals[i].generation))
     for child in ids:
@@ -533,12 +527,10 @@ def _ordered_layers(graph: Any, generation: dict[str, int]) -> dict[int, list[st
 def operators(run: Run) -> Any:
     """Per mutation: children made with it, and how many of them beat their parent."""
     table = run.operator_statistics()
+    if not table:
+        return _placeholder("Mutations", "no child has been made yet (generation 0 only)")
     height = 0.36 * max(len(table), 3) + 1.7
     fig, ax = plt.subplots(figsize=(10, height), layout="constrained")
-    if not table:
-        _empty(ax, "no child has been made yet (generation 0 only)")
-        fig.suptitle("Mutations")
-        return fig
     names = list(table)
     ys = range(len(names))
     applied = [table[n]["applied"] for n in names]
