@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from . import faults
+from .history import History, evaluation_of, individual_of
 from .lock import RunLock
 from .records import Checkpoint, Evaluation, converter, counters_from, reuse_key
 from .schema import FILENAME, MIGRATE_FROM_1, SCHEMA, SCHEMA_VERSION, StoreError, check_file
@@ -28,7 +29,7 @@ from .schema import FILENAME, MIGRATE_FROM_1, SCHEMA, SCHEMA_VERSION, StoreError
 __all__ = ["FILENAME", "SCHEMA_VERSION", "Store", "StoreError", "check_file"]
 
 
-class Store:
+class Store(History):
     """Typed access to one run's SQLite file.
 
     Opened for writing (the default) it takes the run directory's lock (or keeps ``lock``,
@@ -206,11 +207,7 @@ class Store:
         row = self.db.execute("SELECT * FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: no evaluation {evaluation_id}")
-        return _evaluation(row)
-
-    def evaluations(self) -> list[Evaluation]:
-        """Every evaluation, in the order they were made."""
-        return [_evaluation(r) for r in self.db.execute("SELECT * FROM evaluations ORDER BY id")]
+        return evaluation_of(row)
 
     def record(
         self,
@@ -249,7 +246,7 @@ class Store:
         ).fetchall()
         found = {}
         for row in rows:
-            evaluation = _evaluation(row)
+            evaluation = evaluation_of(row)
             if not evaluation.transient:
                 key = reuse_key(row["genome_hash"], evaluation.planned_epochs, evaluation.teacher)
                 found[key] = (row["individual"], evaluation)
@@ -288,11 +285,7 @@ class Store:
 
     def individual(self, individual_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM individuals WHERE id = ?", (individual_id,)).fetchone()
-        return None if row is None else _individual(row)
-
-    def individuals(self) -> Iterator[dict[str, Any]]:
-        for row in self.db.execute("SELECT * FROM individuals ORDER BY created_at"):
-            yield _individual(row)
+        return None if row is None else individual_of(row)
 
     def hashes_before(self, generation: int) -> set[str]:
         """Genome hashes of the individuals of generations before ``generation``."""
@@ -425,32 +418,3 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (generation, source, kind, individual, json.dumps(data or {}), time.time()),
         )
-
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        query = "SELECT * FROM events" + (" WHERE kind = ?" if kind else "") + " ORDER BY id"
-        rows = self.db.execute(query, (kind,) if kind else ()).fetchall()
-        return [{**dict(row), "data": json.loads(row["data"])} for row in rows]
-
-
-def _individual(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    out["parents"] = json.loads(out["parents"])
-    out["operators"] = json.loads(out["operators"])
-    return out
-
-
-def _evaluation(row: sqlite3.Row) -> Evaluation:
-    return Evaluation(
-        status=row["status"],
-        reason=row["reason"],
-        fitness=json.loads(row["fitness"]),
-        val_accuracy=row["val_accuracy"],
-        params=row["params"],
-        size_bytes=row["size_bytes"],
-        flops=row["flops"],
-        epochs=row["epochs"],
-        seconds=row["seconds"],
-        history=json.loads(row["history"]),
-        metrics=json.loads(row["metrics"]),
-        id=row["id"],
-    )

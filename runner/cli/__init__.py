@@ -1,7 +1,8 @@
 """The ``ecogen`` command line: one module per command group, each imported only when its
-commands run or are listed (``train``; ``show``, ``validate``, ``zoo``; ``evolve``, ``resume``;
-``plugins``). Heavy modules (torch, torchvision, scikit-learn) are imported inside the commands
-that need them, so ``ecogen --help`` stays instant.
+commands run or are listed (``evolve``, ``resume``; ``train``; ``show``, ``validate``, ``zoo``;
+``report``, ``export``; ``plugins``). Heavy modules (torch, torchvision, scikit-learn,
+matplotlib, onnx) are imported inside the commands that need them, so ``ecogen --help`` stays
+instant.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ COMMANDS = {
     "show": "genomes:show",
     "validate": "genomes:validate",
     "zoo": "genomes:zoo_group",
+    "report": "ship:report",
+    "export": "ship:export",
     "plugins": "plugins:plugins",
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genomics import GenomeError
+from genomics import Genome, GenomeError
 
 from ..config import ConfigError
 from .common import fmt_int, fmt_size, load_genome, read_text
@@ -18,7 +18,19 @@ from .common import fmt_int, fmt_size, load_genome, read_text
 @click.option(
     "--code/--no-code", default=True, show_default=True, help="Print the generated PyTorch code."
 )
-def show(genome: str, code: bool) -> None:
+@click.option(
+    "--draw",
+    "draw_file",
+    type=click.Path(dir_okay=False),
+    help="Draw GENOME to FILE instead (top to bottom; svg, png, pdf or dot, by its ending).",
+)
+@click.option(
+    "--format",
+    "draw_format",
+    type=click.Choice(["svg", "png", "pdf", "dot"]),
+    help="The drawing's format; --format dot without --draw prints Graphviz DOT.",
+)
+def show(genome: str, code: bool, draw_file: str | None, draw_format: str | None) -> None:
     """Show GENOME's layers, output shapes and parameters, and its PyTorch code."""
     from rich.console import Console
     from rich.table import Table
@@ -26,6 +38,9 @@ def show(genome: str, code: bool) -> None:
     from genomics import canonical_hash, infer_shapes, parameter_counts, storage_bytes
 
     g, name = load_genome(genome)
+    if draw_file or draw_format:
+        _draw(g, name, draw_file, draw_format)
+        return
     shapes = infer_shapes(g)
     params = parameter_counts(g, shapes)
     sizes = storage_bytes(g, shapes)
@@ -57,6 +72,21 @@ def show(genome: str, code: bool) -> None:
         from phenotypes import compile_genome
 
         console.print(compile_genome(g).code.strip(), markup=False, highlight=False)
+
+
+def _draw(genome: Genome, name: str, path: str | None, fmt: str | None) -> None:
+    from ..report import genome_drawing
+
+    if path is None:
+        if fmt != "dot":
+            raise click.UsageError(f"--format {fmt}: needs --draw FILE (only dot prints)")
+        click.echo(genome_drawing.to_dot(genome, name), nl=False)
+        return
+    if (fmt or Path(path).suffix.lstrip(".").lower()) not in ("dot", "gv"):
+        from ..extras import require
+
+        require("ecogen show --draw", "report")
+    click.echo(f"wrote {genome_drawing.draw(genome, path, fmt, title=name)}")
 
 
 @click.command()

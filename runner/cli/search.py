@@ -116,9 +116,10 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
-def _run_search(engine, console) -> None:
+def _run_search(engine, console, report: bool = False) -> None:
     """Run an engine with the live display; Ctrl-C or SIGTERM stops it with everything kept
-    and says how to resume."""
+    and says how to resume. ``report``: RUN_DIR/report/ is rewritten after every generation
+    and at the end."""
     import signal
 
     from rich.console import Console
@@ -128,7 +129,13 @@ def _run_search(engine, console) -> None:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with RichReporter(console) as reporter:
+            if report:
+                from ..report.live import LiveReport
+
+                reporter = LiveReport(reporter, console)
             summary = engine.run(reporter)
+            if report:
+                reporter.refresh(engine.run_dir)
     except KeyboardInterrupt as stop:
         click.echo(
             f"interrupted: everything evaluated is kept; continue with"
@@ -140,6 +147,9 @@ def _run_search(engine, console) -> None:
         signal.signal(signal.SIGTERM, previous)
         engine.store.close()
     Console().print(final_table(summary))
+
+
+_REPORT_HELP = "Rewrite RUN_DIR/report/ (see `ecogen report`) after every generation."
 
 
 def _given(flags: dict) -> dict:
@@ -158,7 +168,8 @@ def _given(flags: dict) -> dict:
     type=click.Path(file_okay=False),
     help="Where the run is written [default: runs/DATASET-TIME].",
 )
-def evolve(config_file: str | None, **flags) -> None:
+@click.option("--report", "live_report", is_flag=True, help=_REPORT_HELP)
+def evolve(config_file: str | None, live_report: bool, **flags) -> None:
     """Search for a network: evolve a population of genomes on a dataset.
 
     Values come from the defaults, then --config FILE.toml, then the flags. The resolved
@@ -179,6 +190,10 @@ def evolve(config_file: str | None, **flags) -> None:
         name = re.sub(r"[^\w.-]+", "_", experiment.dataset).strip("_")
         experiment = cfg.attrs.evolve(experiment, run_dir=str(Path("runs") / f"{name}-{stamp}"))
     experiment.check()  # a bad value fails before the data is loaded
+    if live_report:
+        from ..extras import require
+
+        require("ecogen evolve --report", "report")
     console = Console(stderr=True)
     import phenotypes as ph
 
@@ -192,14 +207,15 @@ def evolve(config_file: str | None, **flags) -> None:
     except BaseException:
         lock.release()
         raise
-    _run_search(engine, console)
+    _run_search(engine, console, report=live_report)
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @_limit_options
 @_resume_run_options
-def resume(run_dir: str, **flags) -> None:
+@click.option("--report", "live_report", is_flag=True, help=_REPORT_HELP)
+def resume(run_dir: str, live_report: bool, **flags) -> None:
     """Continue the run in RUN_DIR from where it stopped (after Ctrl-C, a crash or a kill).
 
     Raise its limits to search further: `ecogen resume RUN_DIR --generations 30`. The result
@@ -212,6 +228,10 @@ def resume(run_dir: str, **flags) -> None:
 
     from ..session import prepare_resume
 
+    if live_report:
+        from ..extras import require
+
+        require("ecogen resume --report", "report")
     resumption = prepare_resume(run_dir, **_given(flags))
     experiment = resumption.experiment
     console = Console(stderr=True)
@@ -221,4 +241,4 @@ def resume(run_dir: str, **flags) -> None:
     except BaseException:
         resumption.abandon()
         raise
-    _run_search(resumption.engine(data), console)
+    _run_search(resumption.engine(data), console, report=live_report)
