@@ -56,6 +56,12 @@ class RunFiles:
         write_atomic(self.weights_of(individual), lambda p: ph.save_model(p, genome, model))
         faults.reached("weights")
 
+    def write_weights(self, individual: str, content: bytes) -> None:
+        """``weights/ID.pt`` from the bytes of a model file (a network trained elsewhere)."""
+        self.weights.mkdir(exist_ok=True)
+        write_atomic(self.weights_of(individual), lambda p: p.write_bytes(content))
+        faults.reached("weights")
+
     def load_weights(self, individual: str) -> tuple[Genome, Any]:
         import phenotypes as ph
 

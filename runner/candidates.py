@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -19,15 +18,40 @@ from genomics import canonical_hash, dumps
 from . import faults
 from . import rng as rngs
 from .evaluation import failed_evaluation
+from .evaluators import Judge, Outcome
+from .judge import EpochJudge, time_stop
 from .records import Evaluation, Status, Task
 
 if TYPE_CHECKING:
     from .engine import Engine, Reporter
 
 
+WAIT, STOP, TRAIN, KNOWN = "wait", "stop", "train", "known"
+
+
+@attrs.define
+class Slot:
+    """One candidate of the generation being evaluated: its task once it has one, and its
+    evaluation once known (before it is accepted, in candidate order)."""
+
+    ind: ops.Individual
+    task: Task | None = None
+    evaluation: Evaluation | None = None
+    reused: bool = False
+    stored: bool = False
+    in_flight: bool = False
+
+
 class Candidates:
     """The engine's evaluation of candidates, with the de-duplication cache (reuse key ->
-    the individual first evaluated with it and its evaluation)."""
+    the individual first evaluated with it and its evaluation).
+
+    Candidates are decided in order (a budget reached, a result to reuse, a task to train) as
+    far as the evaluator has room and as the candidates before them allow an exact decision;
+    each result is stored the moment it arrives; and results are accepted in candidate order
+    (counted, the best so far, the failure limit). So any number of workers decides what one
+    worker, training one candidate after another, decides.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -36,83 +60,151 @@ class Candidates:
         self.events: dict[str, list[dict[str, Any]]] = {}
         #: The candidate a strategy is deciding about (its events go to ``events``).
         self.deciding_for: str | None = None
+        #: Candidates stored but not accepted yet: their weights must stay.
+        self.unaccepted: set[str] = set()
 
     def evaluate(self, individuals: list[ops.Individual], reporter: Reporter) -> list:
-        """Evaluate ``individuals`` in order until a limit is reached; returns those evaluated.
-        The rest of the generation is dropped (its evaluated part is kept); the first
+        """Evaluate ``individuals`` until a limit is reached; returns those evaluated, in
+        order. The rest of the generation is dropped (its evaluated part is kept); the first
         population always gets one evaluation, so that every run has a best."""
         e = self.engine
+        e.sync_context(e.generation)  # as the evaluations begin, for every one of them
+        slots = [Slot(ind) for ind in individuals]
+        in_flight: dict[str, Slot] = {}
         done: list[ops.Individual] = []
-        training: dict[str, ops.Individual] = {}
+        decided = accepted = 0
+        stopping = False
 
-        def tasks() -> Iterator[Task]:
-            for ind in individuals:
-                e.stopped_by = e.stopped_by or e.budget.exhausted()
-                if e.stopped_by and (done or training or e.generation > 0):
-                    return
-                reporter.evaluating(e, ind)
-                task = self._settle(ind, reporter)
-                if task is None:
-                    done.append(ind)
-                else:
-                    training[ind.id] = ind
-                    yield task
+        def accept_ready() -> None:
+            nonlocal accepted
+            while accepted < decided and slots[accepted].evaluation is not None:
+                slot = slots[accepted]
+                self._accept(slot, reporter)
+                # A training the time budget cut short is kept in the store, but takes no
+                # part in the generation's decisions: its accuracy is that of an unfinished
+                # training.
+                if not cut_by_budget(slot.evaluation):
+                    done.append(slot.ind)
+                accepted += 1
 
-        for outcome in e.evaluator.evaluate(tasks(), self._judge(training)):
-            ind = training.pop(outcome.task.individual)
-            self._accept(ind, outcome.evaluation, reporter, model=outcome.model, task=outcome.task)
-            # A training the time budget cut short is kept in the store, but takes no part in
-            # the generation's decisions: its accuracy is that of an unfinished training.
-            if not cut_by_budget(ind.evaluation):
-                done.append(ind)
-        order = {ind.id: i for i, ind in enumerate(individuals)}
-        return sorted(done, key=lambda ind: order[ind.id])
+        while True:
+            accept_ready()
+            while not stopping and decided < len(slots) and len(in_flight) < e.evaluator.capacity:
+                verdict = self._decide(slots, decided, accepted, reporter)
+                if verdict == WAIT:
+                    break
+                if verdict == STOP:
+                    stopping = True
+                    break
+                slot = slots[decided]
+                if verdict == TRAIN:
+                    slot.in_flight = True
+                    in_flight[slot.ind.id] = slot
+                    e.evaluator.submit(slot.task, self._judge(slot))
+                decided += 1
+                accept_ready()
+            if not in_flight:
+                if stopping or decided == len(slots):
+                    return done
+                continue
+            outcome = e.evaluator.next()
+            self._arrived(in_flight.pop(outcome.task.individual), outcome)
 
-    def _settle(self, ind: ops.Individual, reporter: Reporter) -> Task | None:
-        """Evaluate ``ind`` without training when its result is known (stored before a stop,
-        a failed mutation, a result to reuse); otherwise the task that trains it."""
-        store = self.engine.store
-        genome_hash = canonical_hash(ind.genome)
-        known = store.individual(ind.id)
-        if known is not None and known["genome_hash"] == genome_hash and known["evaluation"]:
-            stored = store.evaluation(known["evaluation"])
-            # A training the time budget cut short is done again when its generation is (a
-            # resumed run whose budget was raised replays it).
-            if not cut_by_budget(stored):
-                self._accept(ind, stored, reporter, stored=True, reused=bool(known["reused"]))
-                return None
-        failure = getattr(ind, "mutation_failure", None)
-        if failure is not None:
-            self._accept(ind, self.with_fitness(failure), reporter)
-            return None
-        task = self._task(ind, genome_hash)
-        hit = self.cache.get(task.key)
+    def _decide(self, slots: list[Slot], j: int, accepted: int, reporter: Reporter) -> str:
+        """What to do with candidate ``j``: ``stop`` (a limit is reached), ``wait`` (that
+        depends on results not in yet), ``known`` (its evaluation is known without
+        training), or ``train`` (``slot.task`` is set)."""
+        e = self.engine
+        slot = slots[j]
+        limit = self._limit(slots, j, accepted)
+        if limit == WAIT:
+            return WAIT
+        e.stopped_by = e.stopped_by or limit
+        if e.stopped_by and (j > 0 or e.generation > 0):
+            return STOP
+        ind = slot.ind
+        if slot.task is None:  # the first look at it (a wait may bring us back)
+            reporter.evaluating(e, ind)
+            genome_hash = canonical_hash(ind.genome)
+            if self._stored(slot, genome_hash):
+                return KNOWN
+            failure = getattr(ind, "mutation_failure", None)
+            if failure is not None:
+                self._store(slot, self.with_fitness(failure))
+                return KNOWN
+            slot.task = self._task(ind, genome_hash)
+        if any(s.in_flight and s.task.key == slot.task.key for s in slots[:j]):
+            return WAIT  # an identical training is under way: its result may be reused
+        hit = self.cache.get(slot.task.key)
         if hit is None:
-            return task
+            return TRAIN
         source, evaluation = hit
         why = {
             "source": source,
-            "evaluation": evaluation.id,
             "reason": "same genome, planned epochs and teacher",
-            "planned_epochs": task.epochs,
-            "teacher": task.teacher,
+            "planned_epochs": slot.task.epochs,
+            "teacher": slot.task.teacher,
         }
-        self.events.setdefault(ind.id, []).append(
-            self.engine.event("reused", "engine", ind.id, why)
-        )
-        self._accept(ind, evaluation, reporter, reused=True)
-        return None
+        self.events.setdefault(ind.id, []).append(e.event("reused", "engine", ind.id, why))
+        slot.reused = True
+        self._store(slot, evaluation)
+        return KNOWN
+
+    def _limit(self, slots: list[Slot], j: int, accepted: int) -> str:
+        """The budget reached before candidate ``j`` (``""``: none), as a run that evaluates
+        one candidate after another would find it; ``wait`` when that depends on trainings
+        still under way (each may add one evaluation and its planned epochs)."""
+        budget = self.engine.budget
+        if budget.time_up():
+            return "time budget"
+        evaluations, epochs = budget.evaluations, budget.epochs
+        most_evaluations, most_epochs = evaluations, epochs
+        for slot in slots[accepted:j]:
+            if slot.evaluation is not None:
+                known = 0 if slot.reused else 1, 0 if slot.reused else slot.evaluation.epochs
+                evaluations, epochs = evaluations + known[0], epochs + known[1]
+                most_evaluations, most_epochs = most_evaluations + known[0], most_epochs + known[1]
+            else:
+                most_evaluations, most_epochs = most_evaluations + 1, most_epochs + slot.task.epochs
+        reached = budget.exhausted(evaluations, epochs)
+        if reached or not budget.exhausted(most_evaluations, most_epochs):
+            return reached
+        return WAIT
+
+    def _stored(self, slot: Slot, genome_hash: str) -> bool:
+        """Take ``slot``'s evaluation from the store when a run stopped before has it."""
+        store = self.engine.store
+        known = store.individual(slot.ind.id)
+        if known is None or known["genome_hash"] != genome_hash or not known["evaluation"]:
+            return False
+        stored = store.evaluation(known["evaluation"])
+        # A training the time budget cut short is done again when its generation is (a resumed
+        # run whose budget was raised replays it).
+        if cut_by_budget(stored):
+            return False
+        slot.evaluation, slot.reused, slot.stored = stored, bool(known["reused"]), True
+        return True
 
     def _task(self, ind: ops.Individual, genome_hash: str) -> Task:
         e = self.engine
-        context = e.sync_context(ind.generation)
+        context = e.context
         self.deciding_for = ind.id
         try:
             advice = e.search.training(ind, context)
         finally:
             self.deciding_for = None
         seed = rngs.seed_for(e.experiment.seed, ind.id)
-        task = Task(ind.id, ind.genome, genome_hash, ind.generation, seed, e.plan.epochs)
+        task = Task(
+            ind.id,
+            ind.genome,
+            genome_hash,
+            ind.generation,
+            seed,
+            e.plan.epochs,
+            parents=ind.parents,
+            operators=ind.operators,
+            phase=ind.phase,
+        )
         if advice is None:
             return task
         best = context.best
@@ -128,67 +220,87 @@ class Candidates:
             distill_weight=advice.weight,
         )
 
-    def _judge(self, training: dict[str, ops.Individual]) -> Any:
-        """The per-epoch decision about a training: the strategies' (extinction), then the
-        time budget's (never before the run has a best, nor after the last epoch)."""
+    def _judge(self, slot: Slot) -> Judge:
+        """The per-epoch judge of ``slot``'s training: the strategies' decision (extinction),
+        then the time budget's (never before the run has a best, nor after the last epoch).
+        ``local`` judges in this process with the live strategies, ``snapshot`` elsewhere."""
         e = self.engine
+        ind = slot.ind
 
-        def judge(task: Task, epoch: int, epochs: int, val_accuracy: float) -> st.Stop | None:
+        def local(task: Task, epoch: int, epochs: int, val_accuracy: float) -> st.Stop | None:
             faults.reached("epoch")
-            context = e.sync_context(task.generation)
             self.deciding_for = task.individual
             try:
-                individual = training[task.individual]
-                stop = e.search.on_epoch(individual, epoch, epochs, val_accuracy, context)
+                stop = e.search.on_epoch(ind, epoch, epochs, val_accuracy, e.context)
             finally:
                 self.deciding_for = None
             if stop is None and epoch < epochs and e.best is not None and e.budget.time_up():
                 e.stopped_by = "time budget"
-                stop = st.Stop(
-                    f"time budget reached after epoch {epoch}",
-                    details={"stopped_by": "time budget"},
-                )
+                stop = time_stop(epoch)
             return stop
 
-        return judge
+        remaining = e.budget.remaining()
+        snapshot = EpochJudge(
+            strategy=e.experiment.strategy,
+            options=e.experiment.strategies,
+            seed=e.experiment.seed + 1,
+            state=e.search.save_state(),
+            context={
+                f.name: getattr(e.context, f.name)
+                for f in attrs.fields(st.Context)
+                if f.name not in ("recorder", "known")
+            },
+            deadline=None if remaining is None else time.time() + remaining,
+            cut=e.best is not None,
+        )
+        return Judge(snapshot, local)
 
-    def _accept(
-        self,
-        ind: ops.Individual,
-        evaluation: Evaluation,
-        reporter: Reporter,
-        *,
-        model: Any = None,
-        task: Task | None = None,
-        reused: bool = False,
-        stored: bool = False,
-    ) -> None:
-        """Take ``evaluation`` as ``ind``'s: count it, keep its weights, store it with its
-        events (unless it came from the store), and make it the best so far when it is."""
+    def _arrived(self, slot: Slot, outcome: Outcome) -> None:
+        """A training finished: keep its weights (when it may be needed: the best so far,
+        ``keep_weights``) and store it at once, so a stop loses only trainings under way."""
         e = self.engine
-        if task is not None:
-            evaluation = self.with_fitness(evaluation)
-        if not reused:
+        slot.in_flight = False
+        evaluation = self.with_fitness(outcome.evaluation)
+        if outcome.events:
+            self.events.setdefault(slot.ind.id, []).extend(outcome.events)
+        if evaluation.metrics.get("stopped_by") == "time budget":
+            e.stopped_by = e.stopped_by or "time budget"
+        wanted = e.experiment.keep_weights or (
+            evaluation.ok and evaluation.fitness[0] > e.best_fitness
+        )
+        if wanted and outcome.model is not None:
+            e.files.save_weights(slot.ind.id, slot.ind.genome, outcome.model)
+        elif wanted and outcome.model_bytes is not None:
+            e.files.write_weights(slot.ind.id, outcome.model_bytes)
+        self._store(slot, evaluation)
+        if reusable(slot.evaluation):
+            self.cache.setdefault(slot.task.key, (slot.ind.id, slot.evaluation))
+
+    def _store(self, slot: Slot, evaluation: Evaluation) -> None:
+        """Store ``slot``'s individual, its evaluation and events in one transaction."""
+        e, ind = self.engine, slot.ind
+        row = {
+            "id": ind.id,
+            "generation": ind.generation,
+            "genome_hash": canonical_hash(ind.genome),
+            "genome": dumps(ind.genome, compact=True),
+            "parents": ind.parents,
+            "operators": ind.operators,
+            "phase": ind.phase,
+        }
+        events = self.events.pop(ind.id, [])
+        slot.evaluation = e.store.record(row, evaluation, slot.reused, events, seconds=e.seconds)
+        self.unaccepted.add(ind.id)
+
+    def _accept(self, slot: Slot, reporter: Reporter) -> None:
+        """Take ``slot``'s evaluation as its individual's, in candidate order: count it, and
+        make it the best so far when it is."""
+        e, ind, evaluation = self.engine, slot.ind, slot.evaluation
+        if not slot.reused:
             e.budget.count(ind.id, evaluation)
-        new_best = not reused and evaluation.ok and evaluation.fitness[0] > e.best_fitness
-        if not stored:
-            if model is not None and (new_best or e.experiment.keep_weights):
-                e.files.save_weights(ind.id, ind.genome, model)
-            row = {
-                "id": ind.id,
-                "generation": ind.generation,
-                "genome_hash": canonical_hash(ind.genome),
-                "genome": dumps(ind.genome, compact=True),
-                "parents": ind.parents,
-                "operators": ind.operators,
-                "phase": ind.phase,
-            }
-            events = self.events.pop(ind.id, [])
-            evaluation = e.store.record(row, evaluation, reused, events, seconds=e.seconds)
-            if task is not None and reusable(evaluation):
-                self.cache.setdefault(task.key, (ind.id, evaluation))
-        e.attach(ind, evaluation, reused)
-        if new_best:
+        e.attach(ind, evaluation, slot.reused)
+        self.unaccepted.discard(ind.id)
+        if not slot.reused and evaluation.ok and evaluation.fitness[0] > e.best_fitness:
             e.best, e.best_fitness = ind, evaluation.fitness[0]
             e.files.promote(ind.id, ind.genome)
         e.files.prune(e.kept_weights(closing=False))

@@ -45,14 +45,17 @@ class Budget:
         budget = self.experiment.time_budget
         return bool(budget) and self.seconds >= budget
 
-    def exhausted(self) -> str:
-        """The limit reached (``time budget``, ``evaluations``, ``epochs``), or ``""``."""
+    def exhausted(self, evaluations: int | None = None, epochs: int | None = None) -> str:
+        """The limit reached (``time budget``, ``evaluations``, ``epochs``), or ``""``; with
+        ``evaluations`` and ``epochs`` given, as if those had been spent."""
         e = self.experiment
+        evaluations = self.evaluations if evaluations is None else evaluations
+        epochs = self.epochs if epochs is None else epochs
         if self.time_up():
             return "time budget"
-        if e.max_evaluations and self.evaluations >= e.max_evaluations:
+        if e.max_evaluations and evaluations >= e.max_evaluations:
             return "evaluations"
-        if e.max_epochs and self.epochs >= e.max_epochs:
+        if e.max_epochs and epochs >= e.max_epochs:
             return "epochs"
         return ""
 

@@ -39,6 +39,21 @@ _not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
 # "No limit" is 0: an infinite limit would overflow where the engine uses it.
 _finite_limit = validators.at_least(0, kind=float, note=" (0: no limit)", **_CHECKS)
 _per_child = validators.pair(**_CHECKS)
+EXECUTORS = ("auto", "serial", "local", "ray")
+
+
+def _device_list(value: Any) -> tuple[str, ...]:
+    """Devices from a list, or from ``cuda:0,cuda:1`` (a flag's text)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value)
+
+
+def _gpus(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
+    for device in value:
+        kind, _, index = device.partition(":")
+        if kind != "cuda" or (index and not index.isdigit()):
+            raise ConfigError(f"devices: each must be cuda or cuda:N, got {device!r}")
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -67,6 +82,19 @@ class Experiment:
     device: str = field(
         default="auto", validator=validators.one_of(("auto", "cpu", "cuda"), **_CHECKS)
     )
+    #: Where candidates train: serial (one after another, in this process), local (worker
+    #: processes), ray (Ray tasks) or auto (serial for one worker, local for more). Results do
+    #: not depend on it.
+    executor: str = field(default="auto", validator=validators.one_of(EXECUTORS, **_CHECKS))
+    #: Candidates trained at once on the CPU (local: worker processes sharing the cores; ray:
+    #: tasks in flight). On GPUs: len(devices) * per_device.
+    workers: int = field(default=1, validator=_positive)
+    #: GPUs the workers use (cuda:0, cuda:1, ...); empty: every visible GPU.
+    devices: tuple[str, ...] = field(factory=tuple, converter=_device_list, validator=_gpus)
+    #: Candidates trained at once on each GPU.
+    per_device: int = field(default=1, validator=_positive)
+    #: Ray cluster address (auto, ray://HOST:PORT); empty: a local Ray started for the run.
+    ray_address: str = ""
     #: Individuals kept each generation.
     population: int = field(default=12, validator=_positive)
     #: Children made each generation (0: as many as the population).
@@ -154,6 +182,10 @@ class Experiment:
 
     def check(self) -> None:
         """Everything that can be checked before any data is loaded or any file written."""
+        if self.executor == "ray":
+            from .extras import require
+
+            require("ecogen --executor ray", "ray")
         import operators
         import strategies
 
@@ -182,7 +214,15 @@ LIMITS = (
     "evaluation_timeout",
 )
 #: Settings ``ecogen resume`` may change freely: they do not change what the run computes.
-ADJUSTABLE = ("keep_weights", "data_dir")
+ADJUSTABLE = (
+    "keep_weights",
+    "data_dir",
+    "executor",
+    "workers",
+    "devices",
+    "per_device",
+    "ray_address",
+)
 
 
 def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,13 @@ class RichReporter:
 
     def _update(self, engine: Any, doing: str) -> None:
         e = engine.experiment
+        evaluator = engine.evaluator
+        if evaluator.capacity > 1:  # what each worker is training, and how many wait
+            busy = evaluator.busy()
+            idle = evaluator.capacity - len(busy)
+            doing = "  ".join(f"{w}: {i}" for w, i in busy.items()) + (
+                f"  idle {idle}" if idle else ""
+            )
         remaining = engine.remaining()
         left = f"  left {_clock(remaining)}" if remaining is not None else ""
         text = (
@@ -69,6 +76,7 @@ class RichReporter:
             f"[bold]ecogen evolve[/] {e.dataset}: strategy {'+'.join(engine.search.names)},"
             f" population {e.population},"
             f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {engine.device}"
+            f"{_workers(engine.evaluator)}"
             f" -> {engine.run_dir}",
             soft_wrap=True,
         )
@@ -106,6 +114,13 @@ class RichReporter:
         self._update(engine, f"final training of the best ({e.final_epochs} epochs)")
 
 
+def _workers(evaluator: Any) -> str:
+    stats = evaluator.stats()
+    if stats["executor"] == "serial":
+        return ""
+    return f" ({stats['workers']} {stats['executor']} workers)"
+
+
 def final_table(summary: dict[str, Any]) -> Table:
     best = summary["best"]
     table = Table(title=f"best of {summary['run_dir']}", show_header=False)
@@ -122,9 +137,16 @@ def final_table(summary: dict[str, Any]) -> Table:
         ("failures", str(summary["failures"])),
         ("search time", f"{_clock(summary['seconds'])} (stopped by {summary['stopped_by']})"),
         ("final training", _clock(summary["final_training_seconds"])),
+        ("workers", _worker_row(summary)),
         ("disk", f"{summary['disk_bytes'] / 2**20:,.1f} MiB"),
         ("written to", f"{summary['run_dir']}/best"),
     )
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _worker_row(summary: dict[str, Any]) -> str:
+    idle = summary.get("worker_idle_seconds")
+    waited = f", idle {_clock(idle)} in all" if idle else ""
+    return f"{summary.get('workers', 1)} ({summary.get('executor', 'serial')}{waited})"

@@ -28,7 +28,7 @@ from . import rng as rngs
 from .artifacts import RunFiles
 from .candidates import Candidates, mutation_failure
 from .checkpoint import Budget, FailureLimit
-from .evaluators import Evaluator, SerialEvaluator
+from .evaluators import Evaluator, make_evaluator
 from .population import initial_genomes
 from .records import Checkpoint, Evaluation, Status
 from .store import Store, StoreError
@@ -128,8 +128,8 @@ class Engine:
             schedule=experiment.schedule,
             device=self.device,
         )
-        self.evaluator = evaluator or SerialEvaluator(
-            data, self.spec, self.files.weights, experiment.evaluation_timeout
+        self.evaluator = evaluator or make_evaluator(
+            experiment, data, self.spec, self.files.weights
         )
         self.candidates = Candidates(self)
 
@@ -390,7 +390,7 @@ class Engine:
         """The weights to keep: the best's, the last ``keep_weights`` trained candidates' and,
         within a generation (not ``closing`` one), its teacher's (the best as it began)."""
         teacher = None if closing else self.context.best
-        keep = {i.id for i in (self.best, teacher) if i is not None}
+        keep = {i.id for i in (self.best, teacher) if i is not None} | self.candidates.unaccepted
         if self.experiment.keep_weights:
             keep.update(self.store.recently_trained(self.experiment.keep_weights))
         return keep

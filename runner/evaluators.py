@@ -1,24 +1,26 @@
-"""Evaluators: what trains a generation's candidates. The engine hands one an iterable of
-:class:`~runner.records.Task` and gets :class:`Outcome` records back as trainings finish.
+"""Evaluators: what trains candidates. The engine submits :class:`~runner.records.Task`
+records, up to an evaluator's ``capacity`` at a time, and takes :class:`Outcome` records back
+as trainings finish, in any order.
 
 The contract every evaluator keeps:
 
-- Tasks are taken from the iterable lazily, one when there is room for it: the engine decides
-  each candidate (a budget reached, a result to reuse) only when it is due, so a serial
-  evaluator makes exactly the decisions of a run that evaluates one candidate after another.
-- A result depends only on the task (genome, seed, planned epochs, teacher), never on which
-  worker ran it or when.
-- After every trained epoch the evaluator asks ``judge(task, epoch, epochs, val_accuracy)``
-  (the strategies' per-epoch hook and the time budget); a :class:`strategies.Stop` ends that
-  training with its status and details.
-- Failure is data: a candidate that raises, diverges or times out is a failed evaluation.
-  Only KeyboardInterrupt (and the engine's own exceptions raised by the judge or by the
-  consumer) escape.
+- A result depends only on its task (genome, seed, planned epochs, teacher), never on which
+  worker ran it or when: every evaluator trains through :func:`train_task`.
+- After every trained epoch the generation's judge decides whether the training goes on
+  (:mod:`runner.judge`); a :class:`strategies.Stop` ends it with its status and details.
+- Failure is data: a candidate that raises, diverges, times out or loses its worker is a failed
+  evaluation. Only KeyboardInterrupt (and the engine's own exceptions raised in its process)
+  escape.
+
+Three implementations: :class:`SerialEvaluator` (here, one task at a time in the engine's
+process), ``runner.workers.LocalEvaluator`` (long-lived worker processes) and
+``runner.ray_cluster.RayEvaluator`` (Ray tasks); :func:`make_evaluator` picks one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,92 +28,97 @@ import attrs
 
 from . import rng
 from .evaluation import evaluate_candidate, release_memory
+from .judge import EpochJudge
 from .records import Evaluation, Status, Task
 
 #: ``judge(task, epoch, epochs, val_accuracy) -> strategies.Stop | None``
-Judge = Callable[[Task, int, int, float], Any]
+JudgeFunction = Callable[[Task, int, int, float], Any]
+
+
+@attrs.frozen
+class Judge:
+    """A generation's judge: ``snapshot`` for other processes, ``local`` (the engine's live
+    strategies, with the same state) for the engine's own."""
+
+    snapshot: EpochJudge
+    local: JudgeFunction
 
 
 @attrs.frozen
 class Outcome:
-    """A finished task: its evaluation and, when it trained, the model (None on failure)."""
+    """A finished task: its evaluation, and the trained network as a model (trained in this
+    process) or as the bytes of a model file (trained elsewhere); neither on failure.
+    ``events`` were recorded by the strategies while judging it elsewhere; ``worker`` names
+    where it ran."""
 
     task: Task
     evaluation: Evaluation
     model: Any = None
+    model_bytes: bytes | None = None
+    events: tuple[dict[str, Any], ...] = ()
+    worker: str = "main"
 
 
 class Evaluator(Protocol):
     """Trains tasks; see the module docstring for the contract."""
 
-    def evaluate(self, tasks: Iterable[Task], judge: Judge) -> Iterator[Outcome]: ...
+    #: Tasks it trains at once.
+    capacity: int
+
+    def submit(self, task: Task, judge: Judge) -> None: ...
+
+    def next(self) -> Outcome:
+        """The next task to finish (blocks until one does)."""
+        ...
+
+    def busy(self) -> dict[str, str]:
+        """What each worker is training, by worker name (for the display)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """``executor``, ``workers`` and ``worker_idle_seconds``, for the run's summary."""
+        ...
 
     def close(self) -> None: ...
 
 
-class SerialEvaluator:
-    """One task after another, in this process (on the run's device)."""
+def train_task(
+    task: Task,
+    data: Any,
+    spec: Any,
+    judge: JudgeFunction,
+    teacher: Callable[[str], Any] | None = None,
+    timeout: float = 0.0,
+) -> tuple[Evaluation, Any]:
+    """Train ``task`` as every evaluator does: ``spec`` with the task's seed, epochs and
+    distillation, judged after every epoch, with PyTorch's global generators left as found
+    (``teacher(id)`` loads the task's teacher, in there too). Returns the evaluation (with the
+    task's planned epochs and teacher, and the stop that ended it) and the model (None on
+    failure)."""
+    from phenotypes import StopTraining
 
-    def __init__(self, data: Any, spec: Any, weights_dir: Path, timeout: float = 0.0) -> None:
-        self.data = data
-        self.spec = spec
-        self.weights_dir = Path(weights_dir)
-        self.timeout = timeout
-        self._teacher: tuple[str, Any] | None = None
+    spec = attrs.evolve(
+        spec,
+        seed=task.seed,
+        epochs=task.epochs,
+        distill_temperature=task.distill_temperature,
+        distill_weight=task.distill_weight,
+    )
+    stops: list[Any] = []
 
-    def evaluate(self, tasks: Iterable[Task], judge: Judge) -> Iterator[Outcome]:
-        for task in tasks:
-            yield self._run(task, judge)
-            release_memory()
+    def on_epoch(metrics: Any) -> None:
+        stop = judge(task, metrics.epoch, task.epochs, metrics.val_accuracy)
+        if stop is not None:
+            stops.append(stop)
+            raise StopTraining(stop.reason)
 
-    def _run(self, task: Task, judge: Judge) -> Outcome:
-        from phenotypes import StopTraining
-
-        spec = attrs.evolve(
-            self.spec,
-            seed=task.seed,
-            epochs=task.epochs,
-            distill_temperature=task.distill_temperature,
-            distill_weight=task.distill_weight,
+    # Training seeds itself; anything else drawing from PyTorch's global generators (a
+    # teacher's loading) must leave them as it found them.
+    with rng.forked(spec.device):
+        model = teacher(task.teacher) if task.teacher is not None and teacher else None
+        evaluation, model = evaluate_candidate(
+            task.genome, data, spec, on_epoch=on_epoch, teacher=model, timeout=timeout
         )
-        stops: list[Any] = []
-
-        def on_epoch(metrics: Any) -> None:
-            stop = judge(task, metrics.epoch, task.epochs, metrics.val_accuracy)
-            if stop is not None:
-                stops.append(stop)
-                raise StopTraining(stop.reason)
-
-        # Training seeds itself; anything else drawing from PyTorch's global generators (a
-        # teacher's loading) must leave them as it found them (rng.forked).
-        with rng.forked(self.spec.device):
-            evaluation, model = evaluate_candidate(
-                task.genome,
-                self.data,
-                spec,
-                on_epoch=on_epoch,
-                teacher=self._teacher_model(task.teacher),
-                timeout=self.timeout,
-            )
-        return Outcome(task, finish(evaluation, task, stops), model)
-
-    def _teacher_model(self, teacher: str | None) -> Any:
-        if teacher is None:
-            return None
-        if self._teacher is None or self._teacher[0] != teacher:
-            import phenotypes as ph
-
-            _, model = ph.load_model(self.weights_dir / f"{teacher}.pt")
-            self._teacher = (teacher, model)
-        return self._teacher[1]
-
-    def close(self) -> None:
-        self._teacher = None
-
-
-def finish(evaluation: Evaluation, task: Task, stops: list[Any]) -> Evaluation:
-    """``evaluation`` with what the task decided: its planned epochs and teacher, and the
-    status and details of the stop that ended it."""
     metrics = {**evaluation.metrics, "planned_epochs": task.epochs}
     if task.teacher is not None:
         metrics["teacher"] = task.teacher
@@ -119,4 +126,71 @@ def finish(evaluation: Evaluation, task: Task, stops: list[Any]) -> Evaluation:
     if stops and status == Status.STOPPED:
         status = Status(stops[0].status)
         metrics.update(stops[0].details, epochs_saved=task.epochs - evaluation.epochs)
-    return attrs.evolve(evaluation, status=status, metrics=metrics)
+    return attrs.evolve(evaluation, status=status, metrics=metrics), model
+
+
+def model_bytes(genome: Any, model: Any) -> bytes:
+    """A trained network as the bytes of its model file (``phenotypes.save_model``)."""
+    import phenotypes as ph
+
+    buffer = io.BytesIO()
+    ph.save_model(buffer, genome, model)
+    return buffer.getvalue()
+
+
+class SerialEvaluator:
+    """One task at a time, in the engine's process, on the run's device."""
+
+    capacity = 1
+
+    def __init__(self, data: Any, spec: Any, weights_dir: Path, timeout: float = 0.0) -> None:
+        self.data, self.spec, self.timeout = data, spec, timeout
+        self.weights_dir = Path(weights_dir)
+        self._teacher: tuple[str, Any] | None = None
+        self._queued: list[tuple[Task, Judge]] = []
+
+    def submit(self, task: Task, judge: Judge) -> None:
+        self._queued.append((task, judge))
+
+    def next(self) -> Outcome:
+        task, judge = self._queued.pop(0)
+        evaluation, model = train_task(
+            task, self.data, self.spec, judge.local, self._teacher_model, self.timeout
+        )
+        release_memory()
+        return Outcome(task, evaluation, model)
+
+    def _teacher_model(self, teacher: str) -> Any:
+        if self._teacher is None or self._teacher[0] != teacher:
+            import phenotypes as ph
+
+            _, model = ph.load_model(self.weights_dir / f"{teacher}.pt")
+            self._teacher = (teacher, model)
+        return self._teacher[1]
+
+    def busy(self) -> dict[str, str]:
+        return {"main": self._queued[0][0].individual} if self._queued else {}
+
+    def stats(self) -> dict[str, Any]:
+        return {"executor": "serial", "workers": 1, "worker_idle_seconds": 0.0}
+
+    def close(self) -> None:
+        self._teacher = None
+        self._queued = []
+
+
+def make_evaluator(experiment: Any, data: Any, spec: Any, weights_dir: Path) -> Evaluator:
+    """The evaluator ``experiment.executor`` names (``auto``: serial for one worker, local
+    processes for more)."""
+    executor = experiment.executor
+    if executor == "auto":
+        executor = "local" if experiment.workers > 1 else "serial"
+    if executor == "serial":
+        return SerialEvaluator(data, spec, weights_dir, experiment.evaluation_timeout)
+    if executor == "local":
+        from .workers import LocalEvaluator
+
+        return LocalEvaluator(experiment, data, spec, weights_dir)
+    from .ray_cluster import RayEvaluator
+
+    return RayEvaluator(experiment, data, spec, weights_dir)

@@ -15,6 +15,7 @@ class MissingExtra(RunError):
 EXTRAS = {
     "report": ("matplotlib", "networkx"),
     "export": ("onnx", "onnxscript", "onnxruntime"),
+    "ray": ("ray",),
 }
 
 

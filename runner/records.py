@@ -137,6 +137,10 @@ class Task:
     teacher: str | None = None
     distill_temperature: float = 4.0
     distill_weight: float = 0.5
+    #: Its lineage, for the individual per-epoch hooks see.
+    parents: tuple[str, ...] = field(default=(), converter=tuple)
+    operators: tuple[str, ...] = field(default=(), converter=tuple)
+    phase: str = ""
 
     @property
     def key(self) -> tuple[str, int, str | None]:
@@ -226,6 +230,11 @@ class Summary:
     device: str
     run_dir: str
     disk_bytes: int = 0
+    #: Where candidates trained: ``serial``, ``local`` or ``ray``, with how many workers and
+    #: the seconds they waited for work in all (None where the executor cannot tell).
+    executor: str = "serial"
+    workers: int = 1
+    worker_idle_seconds: float | None = 0.0
     objectives: tuple[str, ...] | None = None
     pareto_front: tuple[dict[str, Any], ...] | None = None
 

@@ -75,6 +75,7 @@ def summarize(
         device=engine.device,
         run_dir=str(engine.run_dir),
         disk_bytes=disk_bytes,
+        **engine.evaluator.stats(),
         objectives=tuple(engine.objectives) if front is not None else None,
         pareto_front=front,
     )

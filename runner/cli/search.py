@@ -90,6 +90,35 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
 )
 
 
+#: Where candidates train: they change no result, so resume takes them too.
+_WORKER_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (
+        ("--executor",),
+        {
+            "type": click.Choice(["auto", "serial", "local", "ray"]),
+            "help": "serial: one candidate after another in this process; local: worker"
+            " processes; ray: a Ray cluster [default: auto, serial for one worker].",
+        },
+    ),
+    (
+        ("--workers", "-w"),
+        {"type": click.IntRange(1), "help": "Candidates trained at once on the CPU [default: 1]."},
+    ),
+    (
+        ("--devices",),
+        {"help": "GPUs to train on, e.g. cuda:0,cuda:1 [default: every visible GPU]."},
+    ),
+    (
+        ("--per-device",),
+        {"type": click.IntRange(1), "help": "Candidates trained at once per GPU [default: 1]."},
+    ),
+    (
+        ("--ray-address",),
+        {"help": "Ray cluster to use (auto, ray://HOST:PORT) [default: start a local Ray]."},
+    ),
+)
+
+
 def _options(table: tuple, hidden: bool = False, shown: tuple[str, ...] = ()):
     """A decorator adding the options of ``table`` in order (``hidden`` but for ``shown``)."""
 
@@ -161,6 +190,7 @@ def _given(flags: dict) -> dict:
     "--config", "-c", "config_file", type=click.Path(dir_okay=False), help="TOML experiment file."
 )
 @_options(_RUN_OPTIONS)
+@_options(_WORKER_OPTIONS)
 @_limit_options
 @click.option(
     "--run-dir",
@@ -213,6 +243,7 @@ def evolve(config_file: str | None, live_report: bool, **flags) -> None:
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @_limit_options
+@_options(_WORKER_OPTIONS)
 @_resume_run_options
 @click.option("--report", "live_report", is_flag=True, help=_REPORT_HELP)
 def resume(run_dir: str, live_report: bool, **flags) -> None:

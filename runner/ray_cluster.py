@@ -1,0 +1,145 @@
+"""Candidates trained as Ray tasks: on an existing Ray cluster (``ray_address``: ``auto`` or
+``ray://HOST:PORT``) or on a local Ray started for the run.
+
+Each task declares its resources (``num_cpus``, and ``num_gpus = 1 / per_device`` on GPUs) and
+Ray places it. The dataset goes into the object store once per run (as NumPy arrays, which
+tasks read without a copy), a teacher's weights once per teacher; trained weights come back as
+the bytes of a model file, so nothing needs a file system shared with the engine. A task whose
+worker dies is a failed evaluation (``worker died: ...``), never reused. Ray is the ``ray``
+extra: ``pip install 'ecogen[ray]'``; on a cluster every node needs ecogen (and the run's
+plugins) installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .evaluators import Judge, Outcome, model_bytes, train_task
+from .extras import require
+from .records import Evaluation, Status, Task
+from .workers import worker_devices
+
+_SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+class RayEvaluator:
+    """Ray tasks; see the module docstring."""
+
+    def __init__(self, experiment: Any, data: Any, spec: Any, weights_dir: Path) -> None:
+        require("ecogen --executor ray", "ray")
+        import ray
+
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            ray.init(
+                address=experiment.ray_address or None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=False,
+            )
+        devices = worker_devices(experiment, spec.device)
+        self.capacity = len(devices)
+        gpu = spec.device.startswith("cuda")
+        cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+        self._threads = 1 if gpu else max(1, cpus // self.capacity)
+        self._options = (
+            {"num_cpus": 1, "num_gpus": 1 / experiment.per_device}
+            if gpu
+            else {"num_cpus": self._threads}
+        )
+        self.spec, self.weights_dir = spec, Path(weights_dir)
+        self.timeout = experiment.evaluation_timeout
+        arrays = {s: getattr(data, s).numpy() for s in _SPLITS}
+        self._data = ray.put((attrs.evolve(data, **{s: None for s in _SPLITS}), arrays))
+        self._remote = ray.remote(max_retries=0)(_train)
+        self._running: dict[Any, Task] = {}
+        self._teachers: dict[str, Any] = {}
+
+    def submit(self, task: Task, judge: Judge) -> None:
+        teacher = None
+        if task.teacher is not None:
+            if task.teacher not in self._teachers:
+                content = (self.weights_dir / f"{task.teacher}.pt").read_bytes()
+                self._teachers = {task.teacher: self._ray.put(content)}  # one teacher at a time
+            teacher = self._teachers[task.teacher]
+        ref = self._remote.options(**self._options).remote(
+            task, judge.snapshot, self._data, self.spec, self.timeout, teacher, self._threads
+        )
+        self._running[ref] = task
+
+    def next(self) -> Outcome:
+        ray = self._ray
+        (ref,), _ = ray.wait(list(self._running), num_returns=1)
+        task = self._running.pop(ref)
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
+            cause = str(exc).splitlines()[0]
+        except ray.exceptions.RayError as exc:
+            cause = f"{type(exc).__name__}: {str(exc).splitlines()[-1]}"
+        failed = Evaluation(
+            status=Status.FAILED,
+            reason=f"worker died: {cause}"[:500],
+            metrics={"planned_epochs": task.epochs, "transient": True, "worker": "ray"},
+        )
+        return Outcome(task, failed, worker="ray")
+
+    def busy(self) -> dict[str, str]:
+        return {f"ray-{i}": task.individual for i, task in enumerate(self._running.values())}
+
+    def stats(self) -> dict[str, Any]:
+        return {"executor": "ray", "workers": self.capacity, "worker_idle_seconds": None}
+
+    def close(self) -> None:
+        for ref in self._running:
+            self._ray.cancel(ref, force=True)
+        self._running = {}
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def _train(
+    task: Task,
+    snapshot: Any,
+    shared: tuple[Any, dict[str, Any]],
+    spec: Any,
+    timeout: float,
+    teacher: Any,
+    threads: int,
+) -> Outcome:
+    """One candidate, in a Ray worker: the same training as every evaluator's."""
+    import io
+    import warnings
+
+    import ray
+    import torch
+
+    import phenotypes as ph
+
+    from .evaluation import release_memory
+
+    torch.set_num_threads(threads)
+    empty, arrays = shared
+    with warnings.catch_warnings():
+        # The object store's arrays are read-only; training reads them and never writes.
+        warnings.simplefilter("ignore", UserWarning)
+        data = attrs.evolve(empty, **{s: torch.from_numpy(a) for s, a in arrays.items()})
+    if spec.device.startswith("cuda"):
+        spec = attrs.evolve(spec, device="cuda")  # Ray gives the task its GPU as cuda:0
+
+    def teacher_model(individual: str) -> Any:
+        content = ray.get(teacher) if isinstance(teacher, ray.ObjectRef) else teacher
+        return ph.load_model(io.BytesIO(content))[1]
+
+    judge = snapshot.build()
+    evaluation, model = train_task(task, data, spec, judge, teacher_model, timeout)
+    content = model_bytes(task.genome, model) if model is not None else None
+    del model
+    release_memory()
+    return Outcome(task, evaluation, None, content, tuple(judge.events), "ray")

@@ -1,0 +1,300 @@
+"""Candidates trained on several workers: worker processes of this machine and Ray tasks give
+the run one worker gives, failures stay with their candidate, and no worker outlives a run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+import genomics as G
+import phenotypes as ph
+from runner import config as cfg
+from runner.evaluators import Judge
+from runner.judge import EpochJudge
+from runner.records import Task
+from runner.workers import LocalEvaluator
+
+ECOGEN = [sys.executable, "-m", "runner.cli"]
+ENV = {**{k: v for k, v in os.environ.items() if k != "ECOGEN_CRASH_AT"}, "OMP_NUM_THREADS": "1"}
+
+# EIGEN: succession (phases), aggressive selection, extinction (thresholds, trainings stopped
+# by the per-epoch hook), duplication and mimicry (a teacher's weights in every worker).
+EIGEN = {
+    "dataset": "digits",
+    "init": "minimal",
+    "population": 4,
+    "generations": 3,
+    "epochs": 2,
+    "final_epochs": 1,
+    "seed": 3,
+    "device": "cpu",
+    "strategy": ["eigen"],
+    "strategies": {
+        "succession": {"primary_epochs": 2, "secondary_epochs": 2},
+        "extinction": {"threshold": "kth", "k": 1},
+    },
+}
+
+# What differs between runs of one experiment on other executors or at other times.
+RUN_DEPENDENT = (
+    "seconds",
+    "final_training_seconds",
+    "run_dir",
+    "disk_bytes",
+    "executor",
+    "workers",
+    "worker_idle_seconds",
+)
+
+
+def _outcome(run_dir: Path) -> dict:
+    import sqlite3
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in RUN_DEPENDENT:
+        summary.pop(key, None)
+    db = sqlite3.connect(run_dir / "ecogen.sqlite")
+    individuals = db.execute(
+        "SELECT i.id, i.generation, i.genome_hash, i.parents, i.operators, i.reused, i.phase,"
+        " e.individual, e.status, e.reason, e.fitness, e.epochs, e.history,"
+        " json_extract(e.metrics, '$.teacher') FROM individuals i"
+        " JOIN evaluations e ON e.id = i.evaluation ORDER BY i.id"
+    ).fetchall()
+    events = db.execute(
+        "SELECT generation, source, kind, individual, data FROM events"
+        " ORDER BY generation, kind, individual, data"
+    ).fetchall()
+    checkpoint = db.execute(
+        "SELECT generation, population, hall_of_fame, rng, strategy FROM checkpoints"
+        " ORDER BY generation DESC LIMIT 1"
+    ).fetchone()
+    db.close()
+    return {"summary": summary, "individuals": individuals, "events": events, "last": checkpoint}
+
+
+def _evolve(run_dir: Path, *flags: str, values: dict = EIGEN, **popen) -> subprocess.Popen:
+    config = run_dir.with_suffix(".toml")
+    config.write_text(tomli_w.dumps(values))
+    return subprocess.Popen(
+        [*ECOGEN, "evolve", "--config", str(config), "--run-dir", str(run_dir), *flags],
+        env=popen.pop("env", ENV),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def _finished(run_dir: Path, *flags: str, values: dict = EIGEN) -> dict:
+    proc = _evolve(run_dir, *flags, values=values)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return _outcome(run_dir)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> dict:
+    return _finished(tmp_path_factory.mktemp("serial") / "run")
+
+
+def test_two_local_workers_decide_as_one(tmp_path, serial):
+    """Survivors, thresholds, phases, teachers, reuse: the same run, candidate for candidate."""
+    got = _finished(tmp_path / "run", "--workers", "2")
+    assert got == serial
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["executor"], summary["workers"]) == ("local", 2)
+    statuses = {row[8] for row in got["individuals"]}
+    teachers = {row[13] for row in got["individuals"]} - {None}
+    assert "extinct" in statuses and teachers  # the per-epoch hook and mimicry both acted
+
+
+@pytest.mark.slow
+def test_ray_decides_as_one_worker(tmp_path, serial):
+    """On a local Ray (2 CPUs), started and stopped by the run."""
+    pytest.importorskip("ray")
+    assert _finished(tmp_path / "run", "--executor", "ray", "--workers", "2") == serial
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found.update(int(c) for c in children)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie has ended; its parent has yet to reap it
+
+
+def _wait_gone(pids: set[int], seconds: float = 15) -> set[int]:
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return {p for p in pids if _alive(p)}
+
+
+def _workers_busy(run_dir: Path, proc: subprocess.Popen, stored: int) -> set[int]:
+    """Once ``stored`` individuals are stored and both workers train: their pids."""
+    import sqlite3
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            db = sqlite3.connect(f"file:{run_dir / 'ecogen.sqlite'}?mode=ro", uri=True)
+            count = db.execute("SELECT count(*) FROM individuals").fetchone()[0]
+            db.close()
+        except sqlite3.Error:
+            count = 0
+        workers = {c for c in _children(proc.pid) if "spawn_main" in _cmdline(c)}
+        if count >= stored and len(workers) >= 2:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError("the run never had both workers busy")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from /proc")
+def test_a_run_killed_with_two_workers_busy_resumes_to_the_same_result(tmp_path, serial):
+    """SIGKILL of the engine mid-generation: its workers leave by themselves, and the run
+    resumes (here with one worker) to the run never stopped."""
+    run_dir = tmp_path / "run"
+    proc = _evolve(run_dir, "--workers", "2")
+    workers = _workers_busy(run_dir, proc, stored=6)
+    proc.kill()
+    proc.wait()
+    assert not _wait_gone(workers), "workers outlived their engine"
+    done = subprocess.run(
+        [*ECOGEN, "resume", str(run_dir), "--workers", "1"], env=ENV, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _outcome(run_dir) == serial
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from /proc")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_stop_every_worker_and_the_run_resumes(tmp_path, serial, sig, code):
+    run_dir = tmp_path / "run"
+    proc = _evolve(run_dir, "--workers", "2")
+    workers = _workers_busy(run_dir, proc, stored=5)
+    everything = _children(proc.pid)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"ecogen resume {run_dir}" in err
+    assert not _wait_gone(everything | workers, seconds=5), "a child of ecogen is left"
+    done = subprocess.run(
+        [*ECOGEN, "resume", str(run_dir), "--workers", "2"], env=ENV, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _outcome(run_dir) == serial
+
+
+def _task(name: str, epochs: int = 30) -> Task:
+    genome = G.minimal((1, 8, 8), 10)
+    return Task(name, genome, G.canonical_hash(genome), 0, seed=1, epochs=epochs)
+
+
+def _judge(experiment: cfg.Experiment) -> Judge:
+    import strategies as st
+
+    plan = st.GenerationPlan(4, 4, (1, 1), 30, 4)
+    context = {
+        "seed": 0,
+        "generation": 0,
+        "phase": "",
+        "plan": plan,
+        "generations": 1,
+        "mutation_config": experiment.mutation_config(),
+    }
+    snapshot = EpochJudge(experiment.strategy, experiment.strategies, 1, {}, context)
+    return Judge(snapshot, local=lambda *args: None)
+
+
+def test_a_worker_that_dies_fails_only_its_candidate_and_is_replaced(tmp_path):
+    experiment = cfg.from_dict({"workers": 2, "device": "cpu"})
+    data = ph.load_dataset("digits")
+    spec = ph.TrainSpec(epochs=30, batch_size=64, device="cpu")
+    evaluator = LocalEvaluator(experiment, data, spec, tmp_path)
+    try:
+        judge = _judge(experiment)
+        evaluator.submit(_task("g0_0"), judge)
+        evaluator.submit(_task("g0_1", epochs=2), judge)
+        victim = next(w for w in evaluator._workers if w.task.individual == "g0_0")
+        time.sleep(2.0)  # inside its training by now
+        os.kill(victim.process.pid, signal.SIGKILL)
+        outcomes = {o.task.individual: o for o in (evaluator.next(), evaluator.next())}
+        died = outcomes["g0_0"].evaluation
+        assert died.status == "failed" and died.reason == "worker died: signal 9"
+        assert died.transient  # never reused as the genome's result
+        assert outcomes["g0_1"].evaluation.status == "ok"
+        assert not victim.process.is_alive()
+        evaluator.submit(_task("g0_2", epochs=1), judge)
+        evaluator.submit(_task("g0_3", epochs=1), judge)  # the replacement takes one
+        again = [evaluator.next(), evaluator.next()]
+        assert all(o.evaluation.status == "ok" and o.model_bytes for o in again)
+    finally:
+        evaluator.close()
+    assert not any(w.process.is_alive() for w in evaluator._workers)
+
+
+PLUGIN = """
+import attrs
+from strategies import Stop, Strategy, hookimpl
+
+
+@attrs.define
+class EvenEpochCut(Strategy):
+    '''Stops every candidate whose id ends in an even digit after its first epoch.'''
+
+    name = "even-cut"
+
+    @hookimpl
+    def ecogen_on_epoch(self, individual, epoch, epochs, val_accuracy, context):
+        if epoch == 1 < epochs and int(individual.id[-1]) % 2 == 0:
+            self.record(context, "cut", individual.id, accuracy=val_accuracy)
+            return Stop(f"{individual.id} is even", details={"cut_at": epoch})
+        return None
+"""
+
+
+def test_a_plugins_per_epoch_hook_decides_in_workers_as_in_the_engine(tmp_path, install_plugin):
+    """The per-epoch contract (docs/writing-a-strategy.md): a plugin's hook, run in worker
+    processes from the strategies' state as the generation began, stops the same trainings
+    and records the same events as in the engine's own process."""
+    folder = install_plugin(
+        "even-cut", "even_cut", PLUGIN, {"ecogen.strategies": {"even-cut": "even_cut:EvenEpochCut"}}
+    )
+    values = {**EIGEN, "strategy": ["even-cut", "tournament"], "strategies": {}, "epochs": 3}
+    values["generations"] = 1
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(folder), *sys.path])}
+    outcomes = []
+    for flags in ([], ["--workers", "2"]):
+        run_dir = tmp_path / f"run{len(flags)}"
+        proc = _evolve(run_dir, *flags, values=values, env=env)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        outcomes.append(_outcome(run_dir))
+    assert outcomes[0] == outcomes[1]
+    cut = [e for e in outcomes[0]["events"] if e[2] == "cut"]
+    stopped = [r for r in outcomes[0]["individuals"] if r[8] == "stopped"]
+    assert cut and len(cut) == len(stopped)
