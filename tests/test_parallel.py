@@ -298,3 +298,22 @@ def test_a_plugins_per_epoch_hook_decides_in_workers_as_in_the_engine(tmp_path, 
     cut = [e for e in outcomes[0]["events"] if e[2] == "cut"]
     stopped = [r for r in outcomes[0]["individuals"] if r[8] == "stopped"]
     assert cut and len(cut) == len(stopped)
+
+
+@pytest.mark.skipif(not ph.resolve_device().type == "cuda", reason="needs a CUDA GPU")
+def test_gpu_workers_train_on_their_gpus_and_give_memory_back(tmp_path):
+    """--per-device 2 on every GPU: each candidate trains on a GPU, and the memory a worker
+    still holds as a candidate begins stays flat over the run."""
+    import sqlite3
+
+    values = {**EIGEN, "device": "cuda", "strategy": ["tournament"], "strategies": {}}
+    values.update(population=8, generations=2, init="random", max_params=50_000)
+    _finished(tmp_path / "run", "--per-device", "2", values=values)
+    db = sqlite3.connect(tmp_path / "run" / "ecogen.sqlite")
+    rows = db.execute(
+        "SELECT json_extract(metrics, '$.device'), json_extract(metrics, '$.cuda_allocated_before')"
+        " FROM evaluations WHERE status = 'ok' ORDER BY id"
+    ).fetchall()
+    assert rows and all(device.startswith("cuda") for device, _ in rows)
+    allocated = [a for _, a in rows if a is not None]
+    assert allocated and max(allocated[-4:]) <= allocated[0] + 64 * 2**20
