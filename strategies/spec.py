@@ -50,7 +50,10 @@ class Context:
     :meth:`record`.
 
     ``best`` is the best individual found before this generation began (its weights are the
-    ones mimicry can use); ``generations`` is the run's generation limit (0: none)."""
+    ones mimicry can use); ``generations`` is the run's generation limit (0: none);
+    ``evaluations`` and ``epochs_spent`` are the run's counts as this generation's evaluations
+    began (they stay so until it ends, so that hooks called during trainings decide the same
+    on any number of workers)."""
 
     seed: int
     generation: int
