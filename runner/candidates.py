@@ -157,17 +157,15 @@ class Candidates:
         budget = self.engine.budget
         if budget.time_up():
             return "time budget"
-        evaluations, epochs = budget.evaluations, budget.epochs
-        most_evaluations, most_epochs = evaluations, epochs
+        evaluations, epochs = budget.evaluations, budget.epochs  # certainly spent
+        more_evaluations = more_epochs = 0  # what the trainings under way may add
         for slot in slots[accepted:j]:
-            if slot.evaluation is not None:
-                known = 0 if slot.reused else 1, 0 if slot.reused else slot.evaluation.epochs
-                evaluations, epochs = evaluations + known[0], epochs + known[1]
-                most_evaluations, most_epochs = most_evaluations + known[0], most_epochs + known[1]
-            else:
-                most_evaluations, most_epochs = most_evaluations + 1, most_epochs + slot.task.epochs
+            if slot.evaluation is None:
+                more_evaluations, more_epochs = more_evaluations + 1, more_epochs + slot.task.epochs
+            elif not slot.reused:
+                evaluations, epochs = evaluations + 1, epochs + slot.evaluation.epochs
         reached = budget.exhausted(evaluations, epochs)
-        if reached or not budget.exhausted(most_evaluations, most_epochs):
+        if reached or not budget.exhausted(evaluations + more_evaluations, epochs + more_epochs):
             return reached
         return WAIT
 

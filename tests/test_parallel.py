@@ -317,3 +317,25 @@ def test_gpu_workers_train_on_their_gpus_and_give_memory_back(tmp_path):
     assert rows and all(device.startswith("cuda") for device, _ in rows)
     allocated = [a for _, a in rows if a is not None]
     assert allocated and max(allocated[-4:]) <= allocated[0] + 64 * 2**20
+
+
+@pytest.mark.parametrize("limit", [{"max_evaluations": 7}, {"max_epochs": 11}])
+def test_budgets_stop_two_workers_where_they_stop_one(tmp_path, limit):
+    """A budget reached mid-generation: the engine waits for the trainings under way before
+    it decides a candidate that might lie past it, so two workers stop where one does."""
+    from runner.session import start
+
+    values = {**EIGEN, "strategy": ["extinction", "tournament"], "strategies": {}}
+    values.update(init="random", generations=6, population=4, max_params=20_000, **limit)
+    data = ph.load_dataset("digits", seed=values["seed"])
+    outcomes = []
+    for workers in (1, 2):
+        run_dir = tmp_path / f"w{workers}"
+        engine = start(cfg.from_dict({**values, "workers": workers, "run_dir": str(run_dir)}), data)
+        try:
+            summary = engine.run()
+        finally:
+            engine.store.close()
+        assert summary["stopped_by"] == next(iter(limit)).removeprefix("max_")
+        outcomes.append(_outcome(run_dir))
+    assert outcomes[0] == outcomes[1]
