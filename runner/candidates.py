@@ -1,7 +1,8 @@
 """How each candidate of a generation gets its evaluation, in candidate order: from the store
-(a generation replayed after a stop), from its failed mutation, from an earlier training of the
-same genome trained the same way (de-duplication), or from the evaluator; and what follows each
-one: counting it, keeping its weights, storing it with its events, and the best so far."""
+(a generation replayed after a stop), from its failed mutation, from the run's limits (refused
+before training: ``runner.costs``), from an earlier training of the same genome trained the same
+way (de-duplication), or from the evaluator; and what follows each one: counting it, keeping its
+weights, storing it with its events, and the best so far."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from genomics import canonical_hash, dumps
 
 from . import faults
 from . import rng as rngs
+from .costs import refused_by_limits
 from .evaluation import failed_evaluation
 from .records import Evaluation, Status, Task
 
@@ -53,7 +55,8 @@ class Candidates:
                 reporter.evaluating(e, ind)
                 task = self._settle(ind, reporter)
                 if task is None:
-                    done.append(ind)
+                    if not refused_by_limits(ind.evaluation):  # never trained, never a parent
+                        done.append(ind)
                 else:
                     training[ind.id] = ind
                     yield task
@@ -82,6 +85,8 @@ class Candidates:
                 self._accept(ind, stored, reporter, stored=True, reused=bool(known["reused"]))
                 return None
         failure = getattr(ind, "mutation_failure", None)
+        if failure is None:
+            failure = self.engine.costs.refusal(ind.genome, genome_hash)
         if failure is not None:
             self._accept(ind, self.with_fitness(failure), reporter)
             return None
@@ -167,7 +172,7 @@ class Candidates:
         events (unless it came from the store), and make it the best so far when it is."""
         e = self.engine
         if task is not None:
-            evaluation = self.with_fitness(evaluation)
+            evaluation = self.with_fitness(e.costs.annotate(evaluation, task.genome_hash))
         if not reused:
             e.budget.count(ind.id, evaluation)
         new_best = not reused and evaluation.ok and evaluation.fitness[0] > e.best_fitness
