@@ -219,9 +219,6 @@ LIMITS = (
 )
 #: Settings ``ecogen resume`` may change freely: they do not change what the run computes.
 ADJUSTABLE = ("keep_weights", "data_dir")
-#: Settings added since the first release, with the value that does what a run made before
-#: them did: a stored configuration that lacks one resumes as it started.
-INTRODUCED = {"init_flops_per_pixel": 0.0}
 
 
 def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
@@ -271,6 +268,10 @@ def _show(value: Any) -> str:
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
+
+#: Settings added since the first release, with the value that does what a run made before
+#: them did: a stored configuration that lacks one resumes as it started.
+INTRODUCED = {"init_flops_per_pixel": 0.0}
 
 
 def from_dict(values: dict[str, Any]) -> Experiment:
