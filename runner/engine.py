@@ -23,12 +23,11 @@ import strategies as st
 from genomics import Genome, canonical_hash, loads
 
 from . import config as cfg
-from . import faults, variation
+from . import costs, faults, variation
 from . import rng as rngs
 from .artifacts import RunFiles
 from .candidates import Candidates
 from .checkpoint import Budget, FailureLimit
-from .costs import Costs
 from .evaluators import Evaluator, SerialEvaluator
 from .population import initial_genomes
 from .records import Checkpoint, Evaluation, Status
@@ -122,7 +121,9 @@ class Engine:
         )
         faults.check()
         self.device = str(resolve_device(experiment.device))
-        self.costs = Costs(experiment, self.device, store, "latency_ms" in self.search.measures())
+        self.costs = costs.Costs(
+            experiment, self.device, store, "latency_ms" in self.search.measures()
+        )
         self.spec = TrainSpec(
             epochs=experiment.epochs,
             batch_size=experiment.batch_size,
