@@ -303,3 +303,16 @@ def test_a_plugin_that_is_not_a_crossover_is_refused_in_one_line(install_plugin)
     assert CROSSOVERS[:2] == ops.crossover_names()[:2]  # the rest still load
     listing = CliRunner().invoke(main, ["plugins"])
     assert listing.exit_code == 1 and "refused:" in listing.output and refused in listing.output
+
+
+def test_a_run_that_names_a_refused_crossover_stops_in_one_line(install_plugin, tmp_path):
+    _install(install_plugin, "ecogen_crossover_demo:not_a_crossover")
+    (tmp_path / "run.toml").write_text("crossover_rate = 0.5\n[crossover_weights]\ndemo = 1.0\n")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["evolve", "--config", str(tmp_path / "run.toml"), "--run-dir", str(run)]
+    )
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line == f"error: {ops.refused_crossovers()['demo']}" and "\n" not in line
+    assert not run.exists()
