@@ -12,7 +12,9 @@ generation whose candidates it had not measured yet, as a time budget is not.
 A candidate over a limit is refused before it trains: its evaluation is a failed one whose
 reason names the limit (``over max_flops: 12,345,678 > 1,000,000``), with ``metrics.stage =
 "limits"``; it takes no part in the generation's decisions (it is never a parent), does not
-count as an evaluation and does not add to the failures in a row.
+count as an evaluation and does not add to the failures in a row. A latency measurement that
+raises (running out of memory, say) fails its candidate the same way, the reason being
+``latency: `` and the error.
 """
 
 from __future__ import annotations
@@ -23,8 +25,16 @@ from typing import Any
 
 import attrs
 
-from genomics import Genome, canonical_hash, flop_counts, infer_shapes, parameter_counts
+from genomics import (
+    Genome,
+    GenomeError,
+    canonical_hash,
+    flop_counts,
+    infer_shapes,
+    parameter_counts,
+)
 
+from .evaluation import failed_evaluation
 from .records import Evaluation, Status
 
 #: ``metrics.stage`` of a candidate refused for a limit.
@@ -98,10 +108,17 @@ class Costs:
         """The failed evaluation of a candidate over a limit (never trained), or None; a
         candidate within them has its latency measured here when the run needs it."""
         start = time.perf_counter()
-        found = self.over(genome, genome_hash)
-        if found is None:
-            if self.measures_latency:
+        try:
+            found = self.over(genome, genome_hash)
+            if found is None and self.measures_latency:
                 self.latency_ms(genome, genome_hash)
+        except GenomeError:
+            return None  # an invalid genome fails where it is built, as it always did
+        except Exception as exc:  # a measurement that fails (out of memory, say) fails the child
+            return failed_evaluation(
+                exc, start, metrics={"stage": STAGE, "limit": "max_latency_ms"}, prefix="latency: "
+            )
+        if found is None:
             return None
         limit, reason = found
         shapes = infer_shapes(genome)

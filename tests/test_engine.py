@@ -324,6 +324,26 @@ def test_a_search_with_max_latency_ms_never_trains_a_candidate_over_it(tmp_path,
     assert not set(fake_latency) & set(hashes)  # a genome measured before is not measured again
 
 
+def test_a_latency_measurement_that_raises_fails_its_candidate_not_the_run(tmp_path, monkeypatch):
+    from runner import costs
+
+    def failing_over_six_nodes(genome, device):
+        if len(genome.nodes) > 6:
+            raise RuntimeError("no memory left to measure this one")
+        return 1.0
+
+    monkeypatch.setattr(costs, "measure_latency", failing_over_six_nodes)
+    _, run_dir = _run(
+        tmp_path, init="minimal", population=4, generations=1, mutations_per_child=[2, 3],
+        max_latency_ms=5.0, max_failures=1,
+    )  # fmt: skip
+    failed = [r for r in _evaluations(run_dir) if r["status"] == "failed"]
+    assert failed
+    for row in failed:
+        assert row["reason"] == "latency: RuntimeError: no memory left to measure this one"
+        assert json.loads(row["metrics"])["stage"] == "limits" and row["epochs"] == 0
+
+
 def test_latency_is_measured_on_the_run_s_device_when_an_objective_needs_it(tmp_path):
     _, run_dir = _run(
         tmp_path,
