@@ -33,6 +33,8 @@ class Bounds:
     max_channels: int = 4096
     max_units: int = 16384
     max_params: int | None = None
+    #: FLOPs of one forward pass on one image (:func:`flop_counts`).
+    max_flops: int | None = None
 
 
 DEFAULT_BOUNDS = Bounds()
@@ -204,6 +206,10 @@ def infer_shapes(genome: Genome, bounds: Bounds = DEFAULT_BOUNDS) -> dict[str, S
         total = sum(parameter_counts(genome, shapes).values())
         if total > bounds.max_params:
             problems.append(f"params: at most {bounds.max_params:,}, got {total:,}")
+    if not problems and bounds.max_flops is not None:
+        total = sum(flop_counts(genome, shapes).values())
+        if total > bounds.max_flops:
+            problems.append(f"flops: at most {bounds.max_flops:,}, got {total:,}")
     if problems:
         raise GenomeError(problems)
     return shapes
@@ -248,5 +254,26 @@ def parameter_counts(genome: Genome, shapes: dict[str, Shape] | None = None) -> 
             n += gene.out_channels * (int(gene.bias) + 2 * int(gene.batch_norm))
         elif isinstance(gene, Dense):
             n = _features(shapes[node.inputs[0]]) * gene.units + gene.units * int(gene.bias)
+        counts[node.id] = n
+    return counts
+
+
+def flop_counts(genome: Genome, shapes: dict[str, Shape] | None = None) -> dict[str, int]:
+    """FLOPs of one forward pass on one image, per node id, computed from the genes (no torch
+    needed): a multiply-add is 2 FLOPs, and only convolutions and dense layers count (their
+    biases, batch norm, activations, pooling, joins and dropout do not), as
+    ``torch.utils.flop_counter`` counts them. Equals ``phenotypes.count_flops`` of the compiled
+    network."""
+    shapes = shapes if shapes is not None else infer_shapes(genome)
+    counts: dict[str, int] = {}
+    for node in genome.nodes:
+        gene = node.gene
+        n = 0
+        if isinstance(gene, Conv):
+            cin = shapes[node.inputs[0]][0]
+            _, oh, ow = shapes[node.id]
+            n = 2 * oh * ow * gene.out_channels * (cin // gene.groups) * gene.kernel**2
+        elif isinstance(gene, Dense):
+            n = 2 * _features(shapes[node.inputs[0]]) * gene.units
         counts[node.id] = n
     return counts

@@ -1,6 +1,7 @@
-"""Hypothesis strategies and checks for property-testing mutation operators, ecogen's own and
-yours: register an operator, then run it through :func:`mutation_chains` and
-:func:`check_mutation` as ecogen's tests do.
+"""Hypothesis strategies and checks for property-testing mutation operators and crossovers,
+ecogen's own and yours: register an operator, then run it through :func:`mutation_chains` and
+:func:`check_mutation` as ecogen's tests do; a crossover, through :func:`crossover_pairs` and
+:func:`check_crossover`.
 
 Needs ``hypothesis`` (the ``dev`` extra).
 """
@@ -17,12 +18,16 @@ from genomics.testing import SMALL_SHAPES, genomes, invalid_documents
 
 from .config import DEFAULT_CONFIG, MutationConfig
 from .errors import NotApplicable
+from .mating import CrossoverInfo, get_crossover
 from .registry import OperatorInfo, get, names
+from .toolbox import mutate
 
 __all__ = [
     "SMALL_SHAPES",
     "apply_chain",
+    "check_crossover",
     "check_mutation",
+    "crossover_pairs",
     "genomes",
     "invalid_documents",
     "mutation_chains",
@@ -110,3 +115,92 @@ def check_mutation(
         problems = info.effect.problems(genome, after)
         assert not problems, f"{info.name} ({info.effect}): {'; '.join(problems)}"
     return after
+
+
+#: How the two parents :func:`crossover_pairs` draws are related.
+RELATIONS = ("relatives", "parent and child", "same", "strangers")
+
+
+@st.composite
+def crossover_pairs(
+    draw: st.DrawFn,
+    relations: Sequence[str] = RELATIONS,
+    max_mutations: int = 6,
+    genome_strategy: st.SearchStrategy[Genome] | None = None,
+) -> tuple[Genome, Genome]:
+    """``(first, second)``: two valid genomes for one input shape and class count, as a
+    population holds them: ``relatives`` (each 1 to ``max_mutations`` registered mutations
+    away from a common ancestor, so that node ids align), ``parent and child``, the ``same``
+    genome twice, or ``strangers`` (drawn apart; their ids align by name only)."""
+    base = draw(genome_strategy if genome_strategy is not None else genomes())
+    relation = draw(st.sampled_from(list(relations)))
+
+    def descendant() -> Genome:
+        count = draw(st.integers(1, max_mutations))
+        seed = draw(st.integers(0, 2**32 - 1))
+        return mutate(base, rng=random.Random(seed), count=(count, count))[0]
+
+    if relation == "relatives":
+        return descendant(), descendant()
+    if relation == "parent and child":
+        child = descendant()
+        return (base, child) if draw(st.booleans()) else (child, base)
+    if relation == "same":
+        return base, base
+    other = draw(
+        genomes(input_shapes=st.just(base.input_shape), num_classes=st.just(base.num_classes))
+    )
+    return base, other
+
+
+def check_crossover(
+    info: CrossoverInfo | str,
+    first: Genome,
+    second: Genome,
+    rng: random.Random,
+    config: MutationConfig = DEFAULT_CONFIG,
+) -> Genome | None:
+    """Cross ``first`` with ``second`` and assert what every crossover must hold beyond what
+    ``apply`` itself guarantees (a child valid within ``config``'s bounds):
+
+    - it is a function of the generator's state: the same state gives the same child;
+    - the child keeps the input shape and the class count;
+    - every gene of the child is a gene of a parent (crossover exchanges, it does not invent);
+    - a node id keeps its identity: an id the child shares with a parent names the kind of gene
+      it names there, so node ids keep pairing layers over generations;
+    - the child round-trips through JSON;
+    - a genome crossed with itself is itself.
+
+    Returns the child, or ``None`` when the crossover said it does not apply (then
+    ``applies`` must agree)."""
+    info = get_crossover(info) if isinstance(info, str) else info
+    alone = info.apply(first, first, random.Random(rng.random()), config)
+    assert alone == first, f"{info.name}: a genome crossed with itself is not itself"
+    state = rng.getstate()
+    try:
+        child = info.apply(first, second, rng, config)
+    except NotApplicable:
+        assert not info.applies(first, second, config), (
+            f"{info.name} said no, but applies() says yes"
+        )
+        return None
+    replay = random.Random()
+    replay.setstate(state)
+    assert info.apply(first, second, replay, config) == child, f"{info.name} is not reproducible"
+    assert (child.input_shape, child.num_classes) == (first.input_shape, first.num_classes), (
+        f"{info.name} changed the input shape or the class count"
+    )
+    genes = {node.gene for node in first.nodes} | {node.gene for node in second.nodes}
+    for node in child.nodes:
+        assert node.gene in genes, f"{info.name}: gene of {node.id} is from neither parent"
+    kinds = {node.id: {type(node.gene)} for node in first.nodes}
+    for node in second.nodes:
+        kinds.setdefault(node.id, set()).add(type(node.gene))
+    for node in child.nodes:
+        known = kinds.get(node.id)
+        assert known is None or type(node.gene) in known, (
+            f"{info.name}: node {node.id} is a {node.gene.TYPE}, in the parents a"
+            f" {' or '.join(sorted(k.TYPE for k in known))}"
+        )
+    assert loads(dumps(child)) == child, f"{info.name}'s child does not round-trip through JSON"
+    return child

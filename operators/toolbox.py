@@ -14,6 +14,7 @@ from genomics import Genome
 from .config import DEFAULT_CONFIG, MutationConfig
 from .errors import NotApplicable
 from .individual import Individual
+from .mating import mate, registered_crossovers
 from .registry import registered
 
 
@@ -70,15 +71,29 @@ def make_toolbox(
     tournament_size: int = 3,
     fitness_weights: tuple[float, ...] = (1.0,),
     map: Callable = map,
+    crossovers: Iterable[str] | None = None,
+    crossover_weights: Mapping[str, float] | None = None,
 ) -> base.Toolbox:
-    """A ``deap.base.Toolbox`` with every registered operator under its name, plus ``mutate``,
-    ``clone``, ``select`` (tournament), ``individual`` (Individual from a genome), ``map`` and,
-    when given, ``evaluate``. DEAP's ``eaSimple`` and ``eaMuPlusLambda`` run on it unchanged
-    (with ``cxpb=0``: genomes are not crossed over). Everything registered is a module-level
-    callable, so the toolbox pickles."""
+    """A ``deap.base.Toolbox`` with every registered mutation and crossover under its name,
+    plus ``mutate``, ``mate`` (a crossover drawn by ``crossover_weights`` among
+    ``crossovers``, default: every registered one), ``clone``, ``select`` (tournament),
+    ``individual`` (Individual from a genome), ``map`` and, when given, ``evaluate``. DEAP's
+    ``eaSimple`` and ``eaMuPlusLambda`` run on it unchanged, crossover included (``cxpb > 0``).
+    Everything registered is a module-level callable, so the toolbox pickles."""
     toolbox = base.Toolbox()
     for name, info in registered().items():
         toolbox.register(name, info.function, rng=rng, config=config)
+    for name, info in registered_crossovers().items():
+        if not hasattr(toolbox, name):  # a mutation's name wins
+            toolbox.register(name, info.function, rng=rng, config=config)
+    toolbox.register(
+        "mate",
+        mate,
+        rng=rng,
+        config=config,
+        names=tuple(crossovers) if crossovers is not None else None,
+        weights=dict(crossover_weights) if crossover_weights else None,
+    )
     toolbox.register(
         "mutate",
         mutate,

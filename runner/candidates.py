@@ -1,7 +1,8 @@
 """How each candidate of a generation gets its evaluation, in candidate order: from the store
-(a generation replayed after a stop), from its failed mutation, from an earlier training of the
-same genome trained the same way (de-duplication), or from the evaluator; and what follows each
-one: counting it, keeping its weights, storing it with its events, and the best so far."""
+(a generation replayed after a stop), from its failed mutation, from the run's limits (refused
+before training: ``runner.costs``), from an earlier training of the same genome trained the same
+way (de-duplication), or from the evaluator; and what follows each one: counting it, keeping its
+weights, storing it with its events, and the best so far."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from genomics import canonical_hash, dumps
 
 from . import faults
 from . import rng as rngs
+from .costs import refused_by_limits
 from .evaluation import failed_evaluation
 from .evaluators import Judge, Outcome
 from .judge import EpochJudge, time_stop
@@ -82,8 +84,8 @@ class Candidates:
                 self._accept(slot, reporter)
                 # A training the time budget cut short is kept in the store, but takes no
                 # part in the generation's decisions: its accuracy is that of an unfinished
-                # training.
-                if not cut_by_budget(slot.evaluation):
+                # training. A candidate refused for a limit was never trained: never a parent.
+                if not cut_by_budget(slot.evaluation) and not refused_by_limits(slot.evaluation):
                     done.append(slot.ind)
                 accepted += 1
 
@@ -129,6 +131,8 @@ class Candidates:
             if self._stored(slot, genome_hash):
                 return KNOWN
             failure = getattr(ind, "mutation_failure", None)
+            if failure is None:
+                failure = e.costs.refusal(ind.genome, genome_hash)
             if failure is not None:
                 self._store(slot, self.with_fitness(failure))
                 return KNOWN
@@ -162,7 +166,7 @@ class Candidates:
         for slot in slots[accepted:j]:
             if slot.evaluation is None:
                 more_evaluations, more_epochs = more_evaluations + 1, more_epochs + slot.task.epochs
-            elif not slot.reused:
+            elif not slot.reused and not refused_by_limits(slot.evaluation):
                 evaluations, epochs = evaluations + 1, epochs + slot.evaluation.epochs
         reached = budget.exhausted(evaluations, epochs)
         if reached or not budget.exhausted(evaluations + more_evaluations, epochs + more_epochs):
@@ -258,7 +262,7 @@ class Candidates:
         ``keep_weights``) and store it at once, so a stop loses only trainings under way."""
         e = self.engine
         slot.in_flight = False
-        evaluation = self.with_fitness(outcome.evaluation)
+        evaluation = self.with_fitness(e.costs.annotate(outcome.evaluation, slot.task.genome_hash))
         if outcome.events:
             self.events.setdefault(slot.ind.id, []).extend(outcome.events)
         if evaluation.metrics.get("stopped_by") == "time budget":

@@ -60,7 +60,10 @@ class Budget:
         return ""
 
     def count(self, individual: str, evaluation: Evaluation) -> None:
-        """One evaluation made (not reused)."""
+        """One evaluation made (not reused). A candidate refused for a limit before it trained
+        is not one: it costs nothing, and a search near a latency limit may refuse many."""
+        if evaluation.metrics.get("stage") == "limits":
+            return
         self.evaluations += 1
         self.epochs += evaluation.epochs
         if evaluation.status == Status.FAILED:

@@ -62,6 +62,12 @@ def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
     raise ConfigError(f"init: must be minimal, random or zoo:NAME[,NAME...], got {value!r}")
 
 
+def _rate(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 <= value <= 1:
+        raise ConfigError(f"{attribute.name}: must be a number in [0, 1], got {value!r}")
+
+
 def _names(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
@@ -129,12 +135,25 @@ class Experiment:
     )
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)
+    #: Most FLOPs per image a genome may cost (0: no limit); held like max_params.
+    max_flops: int = field(default=0, validator=_not_negative)
+    #: Slowest inference a genome may have, in milliseconds per image on the run's device
+    #: (median of repeats after warm-up; 0: no limit). A candidate over it is never trained.
+    max_latency_ms: float = field(default=0.0, converter=float, validator=_finite_limit)
+    #: FLOPs per input pixel (H x W) a random first genome may cost (0: no budget): the first
+    #: population costs alike whatever the image size. Only for init = "random".
+    init_flops_per_pixel: float = field(default=10_000.0, converter=float, validator=_finite_limit)
+    #: Probability that a child is made by crossing two parents (then mutated, as every child
+    #: is); 0: by mutation alone.
+    crossover_rate: float = field(default=0.0, converter=float, validator=_rate)
     #: Strategies and presets (tournament, ag-evolution, eigen, nsga2), in the order consulted.
     strategy: tuple[str, ...] = field(default=("tournament",), converter=_names, validator=_listed)
     #: Options per strategy: ``[strategies.extinction] threshold = "quantile"``.
     strategies: dict[str, dict[str, Any]] = field(factory=dict)
     mutation: dict[str, Any] = field(factory=dict)
     weights: dict[str, float] = field(factory=dict)
+    #: Draw weights of the crossovers (each registered one's own weight by default).
+    crossover_weights: dict[str, float] = field(factory=dict)
 
     def mutation_config(self) -> Any:
         """The :class:`operators.MutationConfig` this experiment describes."""
@@ -147,7 +166,7 @@ class Experiment:
             raise ConfigError(
                 f"mutation.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
             )
-        bounds = Bounds(max_params=self.max_params or None)
+        bounds = Bounds(max_params=self.max_params or None, max_flops=self.max_flops or None)
         try:
             return operators.MutationConfig(bounds=bounds, **self.mutation)
         except (TypeError, ValueError) as exc:
@@ -158,6 +177,22 @@ class Experiment:
             if name not in names:
                 raise ConfigError(f"weights.{name}: no such operator (see `ecogen plugins`)")
             _check_weight(name, weight)
+
+    def check_crossover_weights(self) -> None:
+        """ConfigError for a weight of no registered crossover; PluginError (its reason) for
+        one of a refused plugin."""
+        import operators
+
+        known = operators.crossover_names()
+        refused = operators.refused_crossovers()
+        for name, weight in self.crossover_weights.items():
+            if name not in known:
+                if name in refused:
+                    raise operators.PluginError(refused[name])
+                raise ConfigError(
+                    f"crossover_weights.{name}: no such crossover (see `ecogen plugins`)"
+                )
+            _check_weight(name, weight, "crossover_weights")
 
     def zoo_names(self) -> list[str]:
         """The zoo genomes ``init`` names (none unless it is ``zoo:...``)."""
@@ -191,6 +226,7 @@ class Experiment:
 
         self.mutation_config()
         self.check_weights(operators.names())
+        self.check_crossover_weights()
         self.zoo_names()
         try:
             strategies.Search(self.strategy_objects(), seed=self.seed).objectives()
@@ -253,10 +289,10 @@ def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def _check_weight(name: str, weight: Any) -> None:
+def _check_weight(name: str, weight: Any, table: str = "weights") -> None:
     number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
     if not number or not math.isfinite(weight) or weight < 0:
-        raise ConfigError(f"weights.{name}: must be a finite number >= 0, got {weight!r}")
+        raise ConfigError(f"{table}.{name}: must be a finite number >= 0, got {weight!r}")
 
 
 def _raises(key: str, old: float, new: float) -> bool:
@@ -272,6 +308,10 @@ def _show(value: Any) -> str:
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
+
+#: Settings added since the first release, with the value that does what a run made before
+#: them did: a stored configuration that lacks one resumes as it started.
+INTRODUCED = {"init_flops_per_pixel": 0.0}
 
 
 def from_dict(values: dict[str, Any]) -> Experiment:
@@ -296,9 +336,10 @@ def from_dict(values: dict[str, Any]) -> Experiment:
     # and 1.0).
     if "mutations_per_child" in values:
         _per_child.check(None, "mutations_per_child", values["mutations_per_child"])
-    if isinstance(values.get("weights"), dict):
-        for name, weight in values["weights"].items():
-            _check_weight(name, weight)
+    for table in ("weights", "crossover_weights"):
+        if isinstance(values.get(table), dict):
+            for name, weight in values[table].items():
+                _check_weight(name, weight, table)
     try:
         return _converter.structure(values, Experiment)
     except cattrs.BaseValidationError as exc:

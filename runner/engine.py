@@ -23,10 +23,10 @@ import strategies as st
 from genomics import Genome, canonical_hash, loads
 
 from . import config as cfg
-from . import faults
+from . import costs, faults, variation
 from . import rng as rngs
 from .artifacts import RunFiles
-from .candidates import Candidates, mutation_failure
+from .candidates import Candidates
 from .checkpoint import Budget, FailureLimit
 from .evaluators import Evaluator, make_evaluator
 from .population import initial_genomes
@@ -121,6 +121,9 @@ class Engine:
         )
         faults.check()
         self.device = str(resolve_device(experiment.device))
+        self.costs = costs.Costs(
+            experiment, self.device, store, "latency_ms" in self.search.measures()
+        )
         self.spec = TrainSpec(
             epochs=experiment.epochs,
             batch_size=experiment.batch_size,
@@ -164,6 +167,7 @@ class Engine:
                 plan = strategies.plan()                   # sizes, mutations, epochs
                 offspring = strategies.propose()           # gene duplication
                 offspring += mutate(strategies.select_parents(population))
+                #   (or, at crossover_rate, mutate(cross(strategies.select_mates(population))))
                 evaluate(offspring)          # reuse, or train; each stored as it ends
                 population = strategies.select_survivors(population + offspring)
                 strategies.generation_end(); phase = strategies.next_phase(); checkpoint
@@ -202,7 +206,12 @@ class Engine:
         self.phase = self.search.next_phase([], self.sync_context(0)) or ""
         self.plan = self.search.plan(self._base_plan(), self.sync_context(0))
         genomes = initial_genomes(
-            self.experiment, self.data, self.rng, self.mutation_config, self.plan.initial
+            self.experiment,
+            self.data,
+            self.rng,
+            self.mutation_config,
+            self.plan.initial,
+            self.costs,
         )
         self.population = [self._individual(g, f"g0_{i}", [], 0) for i, g in enumerate(genomes)]
         self.population = self.candidates.evaluate(self.population, reporter)
@@ -223,7 +232,8 @@ class Engine:
         self._close_generation(evaluated, reporter)
 
     def _vary(self, gen: int, context: st.Context) -> list[ops.Individual]:
-        """This generation's children: the strategies' proposals, then mutated parents."""
+        """This generation's children: the strategies' proposals, then mutated parents, some
+        of them crossed with a mate first (``runner.variation``)."""
         offspring = []
         for proposal in self.search.propose(self.population, context)[: self.plan.children]:
             child = self._individual(
@@ -232,23 +242,17 @@ class Engine:
             child.operators = list(proposal.operators)
             self._record("proposed", proposal.source or "strategy", child.id, proposal.note)
             offspring.append(child)
-        parents = self.search.select_parents(
-            self.population, self.plan.children - len(offspring), context
+        crossed = variation.crossing(
+            self.rng, self.experiment.crossover_rate, self.plan.children - len(offspring)
         )
-        for parent in parents:
+        parents = iter(self.search.select_parents(self.population, crossed.count(False), context))
+        mates = iter(self.search.select_mates(self.population, crossed.count(True), context))
+        for cross in crossed:
+            parent, mate = next(mates) if cross else (next(parents), None)
             child = self._individual(parent.genome, f"g{gen}_{len(offspring)}", [parent.id], gen)
-            try:
-                ops.mutate(
-                    child,
-                    rng=self.rng,
-                    config=self.mutation_config,
-                    weights=self.experiment.weights,
-                    count=self.plan.mutations,
-                )
-            except Exception as exc:
-                # A broken operator (a plugin's, say) fails this child, not the run: it keeps
-                # its parent's genome and is stored as failed, never trained.
-                child.mutation_failure = mutation_failure(exc)
+            variation.vary(
+                child, mate, self.rng, self.mutation_config, self.experiment, self.plan.mutations
+            )
             offspring.append(child)
         return offspring
 

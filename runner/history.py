@@ -91,4 +91,6 @@ def evaluation_of(row: sqlite3.Row) -> Evaluation:
         history=json.loads(row["history"]),
         metrics=json.loads(row["metrics"]),
         id=row["id"],
+        # A store opened read-only is never upgraded: one from before latency has no column.
+        latency_ms=row["latency_ms"] if "latency_ms" in row.keys() else None,
     )

@@ -51,6 +51,7 @@ _KEYS = (
     "params",
     "size_bytes",
     "flops",
+    "latency_ms",
     "epochs",
     "seconds",
     "history",
@@ -66,7 +67,7 @@ class Evaluation(Mapping):
     ``fitness`` is what selection compares (validation accuracy first, then the costs a
     multi-objective run minimises; 0 and infinite costs on failure); ``history`` holds one
     ``{"epoch", "train_loss", "val_accuracy"}`` per trained epoch; ``metrics`` the rest
-    (``planned_epochs``, ``teacher``, ``device``, ``stage``, extinction details,
+    (``planned_epochs``, ``teacher``, ``device``, ``stage``, ``limit``, extinction details,
     ``transient``, ``stopped_by``). ``id`` is its row in the run store once stored.
 
     Strategies may read it as the read-only dict it was in earlier versions
@@ -85,6 +86,9 @@ class Evaluation(Mapping):
     history: tuple[dict[str, Any], ...] = field(default=(), converter=tuple)
     metrics: dict[str, Any] = field(factory=dict)
     id: int | None = None
+    #: Inference latency per image on the run's device, in milliseconds; measured only when
+    #: the run needs it (``max_latency_ms``, a ``latency_ms`` objective or a strategy's ask).
+    latency_ms: float | None = None
 
     @property
     def planned_epochs(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILENAME = "ecogen.sqlite"
 
 SCHEMA = """
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     seconds      REAL NOT NULL DEFAULT 0,
     history      TEXT NOT NULL DEFAULT '[]',
     metrics      TEXT NOT NULL DEFAULT '{}',
-    created_at   REAL NOT NULL
+    created_at   REAL NOT NULL,
+    latency_ms   REAL
 );
 CREATE INDEX IF NOT EXISTS evaluations_hash ON evaluations (genome_hash);
 CREATE TABLE IF NOT EXISTS individuals (
@@ -69,6 +70,13 @@ CREATE TABLE IF NOT EXISTS events (
     created_at  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+CREATE TABLE IF NOT EXISTS latencies (
+    genome_hash TEXT NOT NULL,
+    device      TEXT NOT NULL,
+    latency_ms  REAL NOT NULL,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (genome_hash, device)
+);
 """
 
 # Version 1 stores (before strategies) gain the new columns and the events table on open.
@@ -77,6 +85,12 @@ ALTER TABLE evaluations ADD COLUMN size_bytes INTEGER;
 ALTER TABLE individuals ADD COLUMN phase TEXT NOT NULL DEFAULT '';
 ALTER TABLE checkpoints ADD COLUMN strategy TEXT NOT NULL DEFAULT '{}';
 """
+# Version 2 stores (before latency) gain the latency column and table on open.
+MIGRATE_FROM_2 = """
+ALTER TABLE evaluations ADD COLUMN latency_ms REAL;
+"""
+#: The tables each version adds (created from SCHEMA when a store is migrated to it).
+NEW_TABLES = {2: ("events",), 3: ("latencies",)}
 
 
 class StoreError(Exception):

@@ -15,6 +15,7 @@ from . import config as cfg
 from . import faults
 from .artifacts import write_text_atomic
 from .config import RunError
+from .costs import Costs
 from .engine import Engine
 from .lock import RunLock
 from .population import check_init
@@ -54,7 +55,12 @@ def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) ->
     """A new run in ``experiment.run_dir``: writes ``experiment.toml`` and creates the store.
     ``lock`` is the directory's, from :func:`claim` (taken here when not given)."""
     experiment.check()
-    check_init(experiment, data)
+    costs = None
+    if experiment.max_latency_ms:  # the first genomes' latency, measured where the run runs
+        from phenotypes import resolve_device
+
+        costs = Costs(experiment, str(resolve_device(experiment.device)))
+    check_init(experiment, data, costs)
     run_dir = Path(experiment.run_dir)
     lock = lock if lock is not None else claim(run_dir)
     try:
@@ -67,6 +73,8 @@ def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) ->
             "data_fingerprint": data_fingerprint(data),
         }
         store = Store.create(run_dir / FILENAME, toml, meta, lock=lock)
+        if costs is not None:
+            costs.keep(store, costs.measured.items())
     except BaseException:
         lock.release()
         raise
@@ -142,7 +150,7 @@ def prepare_resume(run_dir: str | Path, **asked: Any) -> Resumption:
                 raise StoreError(f"{store.path}: its configuration is damaged ({exc})") from None
             status = store.get_meta("status")
             fingerprint = store.get_meta("data_fingerprint")
-        stored = cfg.from_dict({**values, "run_dir": str(run_dir)})
+        stored = cfg.from_dict({**cfg.INTRODUCED, **values, "run_dir": str(run_dir)})
         changes = cfg.resume_changes(stored, {k: v for k, v in asked.items() if v is not None})
         if status == "complete" and not set(changes) & set(cfg.LIMITS):
             raise RunError(

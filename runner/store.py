@@ -24,7 +24,16 @@ from . import faults
 from .history import History, evaluation_of, individual_of
 from .lock import RunLock
 from .records import Checkpoint, Evaluation, converter, counters_from, reuse_key
-from .schema import FILENAME, MIGRATE_FROM_1, SCHEMA, SCHEMA_VERSION, StoreError, check_file
+from .schema import (
+    FILENAME,
+    MIGRATE_FROM_1,
+    MIGRATE_FROM_2,
+    NEW_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    StoreError,
+    check_file,
+)
 
 __all__ = ["FILENAME", "SCHEMA_VERSION", "Store", "StoreError", "check_file"]
 
@@ -76,14 +85,26 @@ class Store(History):
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        if int(version) == 1:
-            with self.transaction():
-                for statement in MIGRATE_FROM_1.strip().splitlines():
+        if int(version) < SCHEMA_VERSION:
+            self._migrate(int(version))
+
+    def _migrate(self, version: int) -> None:
+        """Upgrade a store of an older schema, one version after the other, in one
+        transaction: its new columns and tables, then the version."""
+        steps = {1: MIGRATE_FROM_1, 2: MIGRATE_FROM_2}
+        with self.transaction():
+            for old in range(version, SCHEMA_VERSION):
+                for statement in steps[old].strip().splitlines():
                     self.db.execute(statement)
-                for statement in SCHEMA.split(";"):
-                    if "events" in statement:
+                for statement in SCHEMA.split(";"):  # the new tables and their indexes
+                    if any(
+                        f"EXISTS {table} " in statement or f" ON {table} " in statement
+                        for table in NEW_TABLES[old + 1]
+                    ):
                         self.db.execute(statement)
-                self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
+            self.db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
 
     def _check_integrity(self) -> None:
         # Reads every page (SQLite's quick_check): a damaged store is refused before a run
@@ -183,7 +204,7 @@ class Store(History):
         cur = self.db.execute(
             "INSERT INTO evaluations (individual, genome_hash, status, reason, fitness,"
             " val_accuracy, params, size_bytes, flops, epochs, seconds, history, metrics,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 individual,
                 genome_hash,
@@ -199,6 +220,7 @@ class Store(History):
                 json.dumps(list(e.history)),
                 json.dumps(e.metrics),
                 time.time(),
+                e.latency_ms,
             ),
         )
         return cur.lastrowid
@@ -348,6 +370,23 @@ class Store(History):
             "extinct": extinct,
             "epochs_saved": saved,
         }
+
+    # --- latencies ---
+
+    def latencies(self, device: str) -> dict[str, float]:
+        """Every latency measured on ``device``, by genome hash."""
+        rows = self.db.execute(
+            "SELECT genome_hash, latency_ms FROM latencies WHERE device = ?", (device,)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def add_latency(self, genome_hash: str, device: str, latency_ms: float) -> None:
+        """A latency measured (kept as first measured: a resumed run decides with it again)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO latencies (genome_hash, device, latency_ms, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (genome_hash, device, latency_ms, time.time()),
+        )
 
     # --- checkpoints ---
 

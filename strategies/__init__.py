@@ -1,5 +1,5 @@
-"""Search strategies (selection, succession, extinction, duplication, mimicry, NSGA-II) as
-pluggy plugins, their registry and presets.
+"""Search strategies (selection, succession, extinction, duplication, mimicry, NSGA-II,
+cost-aware selection) as pluggy plugins, their registry and presets.
 
 Imports genomics, operators and deap, never torch: a strategy sees metrics as numbers. The hook
 specification is :class:`StrategySpec`; docs/writing-a-strategy.md walks through a plugin.
@@ -8,6 +8,7 @@ specification is :class:`StrategySpec`; docs/writing-a-strategy.md walks through
 from .aggressive import Aggressive
 from .base import Strategy, StrategyError, accuracy_at, at_least, best_first, pair, rank_key
 from .classic import Roulette, Tournament, UniformRandom, default_parents, default_survivors
+from .cost import CostAware
 from .eigen import Duplication, Extinction, Mimicry, Succession
 from .nsga2 import NSGA2
 from .registry import (
@@ -24,7 +25,7 @@ from .registry import (
     register,
     registered,
 )
-from .search import OBJECTIVES, Search
+from .search import MEASURES, OBJECTIVES, Search
 from .spec import (
     HOOKS,
     Context,
@@ -40,11 +41,13 @@ from .spec import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "HOOKS",
+    "MEASURES",
     "NSGA2",
     "OBJECTIVES",
     "PRESETS",
     "Aggressive",
     "Context",
+    "CostAware",
     "Distill",
     "Duplication",
     "Extinction",

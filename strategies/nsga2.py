@@ -1,5 +1,5 @@
 """NSGA-II multi-objective search (DEAP's non-dominated sorting): accuracy against network
-size.
+size, compute or latency.
 
 A failed candidate's costs are infinite. DEAP's crowding distance divides by each objective's
 range on a front, which is then infinite (or infinity minus infinity), and gives NaN distances
@@ -21,7 +21,7 @@ from .base import Strategy, StrategyError
 from .spec import hookimpl
 
 #: Objectives a run can minimise beside validation accuracy.
-COSTS = ("params", "size_bytes", "flops")
+COSTS = ("params", "size_bytes", "flops", "latency_ms")
 
 
 def _objectives(inst: NSGA2, attribute: attrs.Attribute, value: tuple) -> None:

@@ -22,6 +22,7 @@ from operators.plugins import BUILTIN_PROVIDER
 from .aggressive import Aggressive
 from .base import StrategyError
 from .classic import Roulette, Tournament, UniformRandom
+from .cost import CostAware
 from .eigen import Duplication, Extinction, Mimicry, Succession
 from .nsga2 import NSGA2
 from .spec import PROJECT, StrategySpec
@@ -53,6 +54,7 @@ _BUILTIN_CLASSES = (
     Duplication,
     Mimicry,
     NSGA2,
+    CostAware,
 )
 
 #: Named combinations of strategies with their options; ``[strategies.NAME]`` tables in the

@@ -15,7 +15,9 @@ from .registry import BUILTIN_PROVIDER, plugin_manager, register, registered
 from .spec import Context, Distill, GenerationPlan, Proposal, Stop
 
 #: Objectives a fitness may contain; the first is always maximised validation accuracy.
-OBJECTIVES = ("val_accuracy", "params", "size_bytes", "flops")
+OBJECTIVES = ("val_accuracy", "params", "size_bytes", "flops", "latency_ms")
+#: Measurements a run makes only when a strategy, an objective or a limit needs them.
+MEASURES = ("latency_ms",)
 
 
 class Search:
@@ -80,6 +82,29 @@ class Search:
             )
         return list(chosen)
 
+    def select_mates(self, population: list, count: int, context: Context) -> list[tuple]:
+        """``count`` pairs of parents for children made by crossover (none asked: no hook is
+        called, so a run without crossover decides as it did before there was any)."""
+        if count <= 0 or not population:
+            return []
+        chosen = self._call(
+            "ecogen_select_mates", population=list(population), count=count, context=context
+        )
+        if chosen is None:
+            firsts = self.select_parents(population, count, context)
+            seconds = self.select_parents(population, count, context)
+            chosen = list(zip(firsts, seconds, strict=True))
+        if not isinstance(chosen, (list, tuple)) or not all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in chosen
+        ):
+            raise StrategyError(f"strategies {self.names}: mates must be pairs of individuals")
+        self._check_members("mates", [i for pair in chosen for i in pair], population)
+        if len(chosen) != count:
+            raise StrategyError(
+                f"strategies {self.names}: asked for {count} pairs of mates, got {len(chosen)}"
+            )
+        return [tuple(pair) for pair in chosen]
+
     def propose(self, population: list, context: Context) -> list[Proposal]:
         made = self._call("ecogen_propose", population=list(population), context=context)
         return [p for group in made for p in (group or ())]
@@ -133,6 +158,18 @@ class Search:
                 f" {', '.join(OBJECTIVES)}; got {found}"
             )
         return list(found)
+
+    def measures(self) -> set[str]:
+        """What the strategies read that a run measures only on request (``latency_ms``),
+        their objectives included."""
+        asked = {m for group in self._call("ecogen_measures") for m in (group or ())}
+        unknown = sorted(asked - set(MEASURES))
+        if unknown:
+            raise StrategyError(
+                f"strategies {self.names}: cannot measure {unknown} (measures: "
+                f"{', '.join(MEASURES)})"
+            )
+        return asked | (set(self.objectives()) & set(MEASURES))
 
     # --- state ---
 

@@ -12,8 +12,9 @@ The individuals a hook sees are :class:`operators.Individual` objects with ``id`
 ``generation``, ``parents``, ``operators``, ``phase``, ``reused``, ``fitness.values`` and
 ``evaluation``: a read-only record (``runner.records.Evaluation``) read like a dict, with
 ``status`` (``ok``, ``extinct``, ``stopped`` or ``failed``), ``val_accuracy``, ``params``,
-``flops``, ``size_bytes``, ``epochs`` (trained), ``planned_epochs``, ``history`` (one
-``{"epoch", "train_loss", "val_accuracy"}`` per epoch) and ``metrics``.
+``flops``, ``size_bytes``, ``latency_ms`` (when the run measures it), ``epochs`` (trained),
+``planned_epochs``, ``history`` (one ``{"epoch", "train_loss", "val_accuracy"}`` per epoch)
+and ``metrics``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,13 @@ class StrategySpec:
         """``count`` parents from ``population``, one per child: a parent named n times gets n
         children. Default: tournament of 3 (DEAP ``selTournament``)."""
 
+    @hookspec(firstresult=True)
+    def ecogen_select_mates(self, population: list, count: int, context: Context) -> list | None:
+        """``count`` pairs ``(first, second)`` from ``population``, one per child made by
+        crossover (the experiment's ``crossover_rate``): the child has the first's structure
+        and takes genes of the second. Default: the parent selection (``ecogen_select_parents``,
+        then the tournament) twice, paired in order."""
+
     @hookspec
     def ecogen_propose(self, population: list, context: Context) -> list[Proposal] | None:
         """Extra candidates made by other means than mutation; they take places among this
@@ -161,7 +169,13 @@ class StrategySpec:
     def ecogen_objectives(self) -> list[str] | None:
         """What fitness is: ``["val_accuracy"]`` (default) or more objectives for a
         multi-objective search; ``val_accuracy`` is maximised, the others (``params``,
-        ``size_bytes``, ``flops``) minimised."""
+        ``size_bytes``, ``flops``, ``latency_ms``) minimised."""
+
+    @hookspec
+    def ecogen_measures(self) -> list[str] | None:
+        """Measurements this strategy reads that a run makes only when something needs them:
+        ``latency_ms`` (each candidate's inference latency on the run's device, measured before
+        it trains). Costs named by ``ecogen_objectives`` are measured anyway."""
 
     @hookspec
     def ecogen_save_state(self, state: dict) -> None:

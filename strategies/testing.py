@@ -54,6 +54,7 @@ def individuals(
         "params": params,
         "size_bytes": 4 * params,
         "flops": 2 * params,
+        "latency_ms": 0.05 + params / 1e5,
         "epochs": len(history),
         "planned_epochs": epochs,
         "history": history,
@@ -112,8 +113,8 @@ def decide(
     base: GenerationPlan | None = None,
 ) -> dict[str, Any]:
     """One generation's decisions, as the engine asks for them, in comparable form: the plan,
-    proposals (genome hashes), parents, per-epoch stops, training advice, survivors and the next
-    phase."""
+    proposals (genome hashes), parents, two pairs of mates (for children made by crossover),
+    per-epoch stops, training advice, survivors and the next phase."""
     base = base or GenerationPlan(len(population), len(population), (1, 2), 8, len(population))
     context = make_context(generation, population, base)
     if generation == 0:
@@ -122,6 +123,7 @@ def decide(
     context.plan = plan
     proposals = search.propose(population, context)[: plan.children]
     parents = search.select_parents(population, plan.children - len(proposals), context)
+    mates = search.select_mates(population, min(2, plan.children), context)
     stops = []
     advice = []
     for child in children:
@@ -138,6 +140,7 @@ def decide(
         "plan": (plan.population, plan.children, tuple(plan.mutations), plan.epochs),
         "proposals": [canonical_hash(p.genome) for p in proposals],
         "parents": [p.id for p in parents],
+        "mates": [(a.id, b.id) for a, b in mates],
         "stops": stops,
         "advice": [a and (a.teacher, a.temperature, a.weight) for a in advice],
         "survivors": [s.id for s in survivors],
@@ -152,7 +155,8 @@ def check_strategy(
     seed: int,
 ) -> None:
     """Assert what every strategy (or list of strategies) ``make()`` returns must honour:
-    parents come from the population and survivors from the candidates, in the planned numbers;
+    parents and pairs of mates come from the population and survivors from the candidates, in
+    the planned numbers;
     the same seed gives the same decisions; state saved (through JSON, as in a checkpoint) and
     restored gives the same next decisions."""
     first = Search(make(), seed=seed)
@@ -161,6 +165,8 @@ def check_strategy(
     candidate_ids = pop_ids | {c.id for c in children}
     planned_population, planned_children, _, _ = gen1["plan"]
     assert set(gen1["parents"]) <= pop_ids, "parents must come from the population"
+    assert {i for pair in gen1["mates"] for i in pair} <= pop_ids, "mates too"
+    assert len(gen1["mates"]) == min(2, planned_children)
     assert len(gen1["parents"]) + len(gen1["proposals"]) == planned_children
     assert set(gen1["survivors"]) <= candidate_ids, "survivors must come from the candidates"
     assert len(gen1["survivors"]) == min(planned_population, len(candidate_ids))

@@ -22,7 +22,8 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 def install_plugin(tmp_path, monkeypatch):
     """``install_plugin(dist, module, source, entry_points)``: a distribution installed as pip
     would (``module.py`` and a dist-info with ``entry_points``, e.g. ``{"ecogen.operators":
-    {"demo": "module:function"}}``) on ``sys.path`` for this test; the registries scan it.
+    {"demo": "module:function"}}``) on ``sys.path`` for this test; the registries (operators,
+    crossovers, strategies) scan it.
     Returns the folder, for ``PYTHONPATH`` in a subprocess. Undone after the test."""
     import sys
     import textwrap
@@ -48,6 +49,7 @@ def install_plugin(tmp_path, monkeypatch):
         sys.modules.pop(module, None)
         modules.append(module)
         operators.registered(reload=True)
+        operators.registered_crossovers(reload=True)
         strategies.registered(reload=True)
         return folder
 
@@ -55,8 +57,10 @@ def install_plugin(tmp_path, monkeypatch):
     monkeypatch.undo()  # off sys.path before the registries scan again
     for module in modules:
         sys.modules.pop(module, None)
-    for name, info in list(operators.OPERATORS.extra.items()):
-        if info.transform.__module__ in modules:
-            del operators.OPERATORS.extra[name]
+    for registry in (operators.OPERATORS, operators.CROSSOVERS):
+        for name, info in list(registry.extra.items()):
+            if info.transform.__module__ in modules:
+                del registry.extra[name]
     operators.registered(reload=True)
+    operators.registered_crossovers(reload=True)
     strategies.registered(reload=True)

@@ -224,6 +224,146 @@ def test_every_candidate_and_the_best_keep_max_params(tmp_path):
     assert summary["best"]["params"] <= 3000
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--init", "zoo:resnet20", "--max-flops", "1000000"],
+            "error: init: zoo:resnet20 costs 5,033,216 FLOPs per image on this data",
+        ),
+        (
+            ["--init", "minimal", "--max-latency-ms", "0.000001"],
+            "error: init: minimal takes ",
+        ),
+    ],
+)
+def test_a_first_population_over_a_cost_limit_is_refused_before_anything_is_written(
+    tmp_path, args, message
+):
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["evolve", *args, "--device", "cpu", "--run-dir", str(run_dir)]
+    )
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith(message), line
+    assert ("over max_flops 1,000,000" in line) or ("over max_latency_ms 1e-06" in line), line
+    assert not (run_dir / "ecogen.sqlite").exists()
+
+
+def test_every_candidate_the_first_population_and_the_best_keep_max_flops(tmp_path):
+    limit = 200_000
+    summary, run_dir = _run(tmp_path, init="random", max_flops=limit, generations=2)
+    rows = _evaluations(run_dir)
+    first = [r for r in rows if r["id"].startswith("g0_")]
+    assert first and all(r["status"] == "ok" for r in rows)
+    flops = [r[0] for r in _rows(run_dir, "SELECT flops FROM evaluations")]
+    assert max(flops) <= limit
+    assert summary["best"]["flops"] <= limit
+
+
+def _nodes_as_milliseconds(genome, device):
+    """A stand-in for a latency measurement: one millisecond per node, whatever the machine."""
+    _nodes_as_milliseconds.calls.append(G.canonical_hash(genome))
+    return float(len(genome.nodes))
+
+
+@pytest.fixture
+def fake_latency(monkeypatch):
+    from runner import costs
+
+    _nodes_as_milliseconds.calls = []
+    monkeypatch.setattr(costs, "measure_latency", _nodes_as_milliseconds)
+    return _nodes_as_milliseconds.calls
+
+
+def test_a_search_with_max_latency_ms_never_trains_a_candidate_over_it(tmp_path, fake_latency):
+    """The minimal genome has 5 nodes (5 "ms" here); children two or three insertions away
+    pass the 6.5 ms limit. Such a child is refused before it trains: stored as failed with the
+    limit named, never a parent, never counted as an evaluation nor a failure in a row; the
+    Pareto front is drawn against latency; each genome is measured once, even after a resume."""
+    summary, run_dir = _run(
+        tmp_path,
+        init="minimal",
+        population=4,
+        generations=2,
+        mutations_per_child=[2, 3],
+        max_latency_ms=6.5,
+        max_failures=2,
+        strategy=["nsga2"],
+        strategies={"nsga2": {"objectives": ["val_accuracy", "latency_ms"]}},
+    )
+    rows = _rows(
+        run_dir,
+        "SELECT i.id, i.genome, i.parents, e.status, e.reason, e.epochs, e.latency_ms,"
+        " e.metrics, i.reused FROM individuals i JOIN evaluations e ON e.id = i.evaluation",
+    )
+    refused = [r for r in rows if json.loads(r["metrics"]).get("stage") == "limits"]
+    trained = [r for r in rows if r not in refused]
+    assert len(refused) >= 3  # more than max_failures in a row would have stopped the run
+    for row in refused:
+        assert row["status"] == "failed" and row["epochs"] == 0
+        assert row["reason"] == f"over max_latency_ms: {row['latency_ms']:g} ms > 6.5 ms on cpu"
+        assert len(G.loads(row["genome"]).nodes) > 6.5
+        assert not (run_dir / "weights" / f"{row['id']}.pt").exists()
+    assert all(r["latency_ms"] <= 6.5 and r["epochs"] == 1 for r in trained)
+    refused_ids = {r["id"] for r in refused}
+    assert not refused_ids & {p for r in rows for p in json.loads(r["parents"])}
+    for (population,) in _rows(run_dir, "SELECT population FROM checkpoints"):
+        assert not refused_ids & set(json.loads(population))
+    assert summary["evaluations"] == sum(1 for r in trained if not r["reused"])
+    assert summary["objectives"] == ["val_accuracy", "latency_ms"]
+    assert summary["pareto_front"] and all(p["latency_ms"] <= 6.5 for p in summary["pareto_front"])
+    assert summary["best"]["id"] not in refused_ids
+    hashes = [r[0] for r in _rows(run_dir, "SELECT genome_hash FROM latencies")]
+    assert sorted(hashes) == sorted(set(fake_latency)) and len(fake_latency) == len(hashes)
+
+    fake_latency.clear()
+    result = CliRunner().invoke(main, ["resume", str(run_dir), "--generations", "3"])
+    assert result.exit_code == 0, result.output
+    assert not set(fake_latency) & set(hashes)  # a genome measured before is not measured again
+
+
+def test_a_latency_measurement_that_raises_fails_its_candidate_not_the_run(tmp_path, monkeypatch):
+    from runner import costs
+
+    def failing_over_six_nodes(genome, device):
+        if len(genome.nodes) > 6:
+            raise RuntimeError("no memory left to measure this one")
+        return 1.0
+
+    monkeypatch.setattr(costs, "measure_latency", failing_over_six_nodes)
+    _, run_dir = _run(
+        tmp_path, init="minimal", population=4, generations=1, mutations_per_child=[2, 3],
+        max_latency_ms=5.0, max_failures=1,
+    )  # fmt: skip
+    failed = [r for r in _evaluations(run_dir) if r["status"] == "failed"]
+    assert failed
+    for row in failed:
+        assert row["reason"] == "latency: RuntimeError: no memory left to measure this one"
+        assert json.loads(row["metrics"])["stage"] == "limits" and row["epochs"] == 0
+
+
+def test_latency_is_measured_on_the_run_s_device_when_an_objective_needs_it(tmp_path):
+    _, run_dir = _run(
+        tmp_path,
+        init="random",
+        population=2,
+        generations=1,
+        strategy=["nsga2"],
+        strategies={"nsga2": {"objectives": ["val_accuracy", "params", "latency_ms"]}},
+    )
+    rows = _rows(run_dir, "SELECT genome_hash, latency_ms, fitness FROM evaluations")
+    assert rows and all(r["latency_ms"] > 0 for r in rows)
+    assert all(json.loads(r["fitness"])[2] == r["latency_ms"] for r in rows)
+    stored = dict(
+        _rows(run_dir, "SELECT genome_hash, latency_ms FROM latencies WHERE device = 'cpu'")
+    )
+    assert {r["genome_hash"]: r["latency_ms"] for r in rows} == {h: stored[h] for h in stored}
+    _, plain = _run(tmp_path, "plain", init="random", population=2, generations=0)
+    assert all(r[0] is None for r in _rows(plain, "SELECT latency_ms FROM evaluations"))
+
+
 def test_the_time_budget_ends_the_training_in_progress_and_resume_trains_it_again(
     tmp_path, monkeypatch
 ):
@@ -396,6 +536,47 @@ def test_the_store_offers_for_reuse_only_what_may_stand_for_a_training(tmp_path)
 # --- the run store ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_store_gains_the_latency_column_and_table_when_opened(tmp_path, version):
+    """A store of schema 1 or 2 is upgraded to 3 when opened for writing, every step in one go;
+    opened read-only (a report) it is left as it is and read without a latency."""
+    import shutil
+
+    from runner.schema import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == 3
+    fixture = Path(__file__).parent / "fixtures" / "run-0.1.0"  # a schema 2 store
+    for name in ("ecogen.sqlite", "ecogen.sqlite-wal"):
+        shutil.copy(fixture / name, tmp_path / name)
+    path = tmp_path / "ecogen.sqlite"
+    if version == 1:  # take away what schema 2 added
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("DROP TABLE events")
+        for table, column in [
+            ("evaluations", "size_bytes"),
+            ("individuals", "phase"),
+            ("checkpoints", "strategy"),
+        ]:
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        db.close()
+    else:
+        with Store(path, readonly=True) as store:
+            evaluations = store.evaluations()
+            assert evaluations and all(e.latency_ms is None for e in evaluations)
+            assert store.get_meta("schema_version") == "2"
+    with Store(path) as store:
+        assert store.get_meta("schema_version") == "3"
+        store.add_latency("abc", "cpu", 1.5)
+        assert store.latencies("cpu") == {"abc": 1.5} and store.latencies("cuda") == {}
+        assert all(e.latency_ms is None for e in store.evaluations())
+    db = sqlite3.connect(path)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(evaluations)")}
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    assert {"latency_ms", "size_bytes"} <= columns and {"events", "latencies"} <= tables
+
+
 def test_resume_works_on_a_path_with_hash_and_question_mark(tmp_path):
     run_dir = tmp_path / "run #1?x=%20"
     args = ["--dataset", "digits", "--population", "2", "--generations", "0", "--epochs", "1",
@@ -451,3 +632,60 @@ def test_train_binarize_prints_the_binarized_networks_accuracies(tmp_path):
     val = next(x for x in lines if "val accuracy" in x and "│" in x and "%" in x)
     assert f"{finetuned['val_accuracy']:.2%}" in val
     assert summary["val_accuracy"] == finetuned["val_accuracy"]
+
+
+# --- crossover in a search ---------------------------------------------------------------------
+
+
+def test_children_crossed_at_the_crossover_rate_record_both_parents_and_the_crossover(tmp_path):
+    _, run_dir = _run(tmp_path, init="random", population=4, generations=2, crossover_rate=1.0)
+    crossovers = set(ops.crossover_names())
+    rows = _rows(run_dir, "SELECT id, generation, genome, parents, operators FROM individuals")
+    children = [r for r in rows if r["generation"] > 0]
+    crossed = [r for r in children if len(json.loads(r["parents"])) == 2]
+    assert crossed
+    ids = {r["id"] for r in rows}
+    for row in children:
+        parents, operators = json.loads(row["parents"]), json.loads(row["operators"])
+        assert set(parents) <= ids and len(set(parents)) == len(parents)
+        if len(parents) == 2:  # a crossover first, then the mutations
+            assert operators[0] in crossovers and not set(operators[1:]) & crossovers
+        else:  # mates that were one individual twice: a mutated copy
+            assert not set(operators) & crossovers
+        G.validate(G.loads(row["genome"]))
+
+
+def test_a_run_without_crossover_draws_nothing_for_it():
+    import random
+
+    from runner import variation
+
+    rng = random.Random(5)
+    before = rng.getstate()
+    assert variation.crossing(rng, 0.0, 12) == [False] * 12
+    assert rng.getstate() == before
+    assert variation.crossing(random.Random(5), 1.0, 3) == [True] * 3
+
+
+def test_a_crossover_that_raises_fails_its_child_not_the_run(tmp_path):
+    @ops.crossover(changes="nothing: it always raises")
+    def engine_explode(first, second, rng, config):
+        raise ValueError("engine_explode cannot cross these")
+
+    try:
+        _, run_dir = _run(
+            tmp_path,
+            init="random",
+            population=4,
+            generations=1,
+            crossover_rate=1.0,
+            crossover_weights={"homologous_crossover": 0, "subgraph_exchange": 0},
+            max_failures=0,
+        )
+    finally:
+        ops.CROSSOVERS.extra.pop("engine_explode", None)
+    failed = [r for r in _evaluations(run_dir) if r["status"] == "failed"]
+    assert failed and all(
+        r["reason"] == "crossover: ValueError: engine_explode cannot cross these" for r in failed
+    )
+    assert all(json.loads(r["metrics"])["stage"] == "mutation" and r["epochs"] == 0 for r in failed)

@@ -116,9 +116,10 @@ class _InterruptAfter(SilentReporter):
             raise KeyboardInterrupt
 
 
-def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--crossover-rate", "0.5"]], ids=["mutation", "crossover"])
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, extra):
     straight = tmp_path / "straight"
-    evolve(*TINY, "--generations", "3", "--run-dir", str(straight))
+    evolve(*TINY, *extra, "--generations", "3", "--run-dir", str(straight))
     expected = json.loads((straight / "summary.json").read_text())
 
     interrupted = tmp_path / "interrupted"
@@ -140,6 +141,16 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
         assert got[key] == expected[key], key
     assert got["best"]["genome_hash"] == expected["best"]["genome_hash"]
     assert got["best"]["test_accuracy"] == expected["best"]["test_accuracy"]
+    lineage = "SELECT id, genome_hash, parents, operators FROM individuals ORDER BY id"
+    assert _query(interrupted, lineage) == _query(straight, lineage)
+
+
+def _query(run: Path, query: str) -> list:
+    db = sqlite3.connect(run / "ecogen.sqlite")
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
 
 
 def test_a_failing_candidate_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
@@ -191,6 +202,23 @@ def test_a_diverging_candidate_fails_with_its_reason(tmp_path):
         ("init = 'zoo:nope'\n", "error: init: no zoo genome ['nope']"),
         ("[mutation]\nchanel_range = [4, 8]\n", "error: mutation.chanel_range: unknown key"),
         ("[weights]\nadd_skipp = 2.0\n", "error: weights.add_skipp: no such operator"),
+        ("crossover_rate = 1.5\n", "error: crossover_rate: must be a number in [0, 1], got 1.5"),
+        ("max_flops = -1\n", "error: max_flops: must be >= 0 (0: no limit), got -1"),
+        ("max_latency_ms = 'fast'\n", "error: max_latency_ms: must be float, got 'fast'"),
+        ("max_latency_ms = inf\n", "error: max_latency_ms: must be a finite number >= 0"),
+        (
+            "[crossover_weights]\nhomologous = 1.0\n",
+            "error: crossover_weights.homologous: no such crossover (see `ecogen plugins`)",
+        ),
+        (
+            "[crossover_weights]\nsubgraph_exchange = -1\n",
+            "error: crossover_weights.subgraph_exchange: must be a finite number >= 0, got -1",
+        ),
+        (
+            "strategy = 'cost-aware'\n[strategies.cost-aware]\ncost = 'joules'\n",
+            "error: strategies.cost-aware.cost: must be one of params, size_bytes, flops,"
+            " latency_ms, got 'joules'",
+        ),
         ("population = [\n", "not valid TOML"),
     ],
 )
@@ -201,6 +229,21 @@ def test_bad_configs_fail_in_one_line(tmp_path, toml, message):
     )
     assert result.exit_code == 1
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--crossover-rate", "2"], "error: crossover_rate: must be a number in [0, 1], got 2.0"),
+        (["--max-flops", "-5"], "error: max_flops: must be >= 0 (0: no limit), got -5"),
+        (["--max-latency-ms", "-1"], "error: max_latency_ms: must be a finite number >= 0"),
+    ],
+)
+def test_bad_cost_and_crossover_flags_fail_in_one_line(tmp_path, flags, message):
+    result = CliRunner().invoke(main, ["evolve", *flags, "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_run_directories_are_never_overwritten_and_resume_needs_a_run(tmp_path):

@@ -213,12 +213,19 @@ def test_bounds_are_configurable():
     genome = G.minimal((1, 8, 8), 10)
     with pytest.raises(G.GenomeError, match="params: at most 100"):
         G.validate(genome, G.Bounds(max_params=100))
+    flops = sum(G.flop_counts(genome).values())
+    assert flops == 2 * 8 * 9 * 64 + 2 * 8 * 10  # the 3x3 convolution, then the classifier
+    G.validate(genome, G.Bounds(max_flops=flops))
+    with pytest.raises(G.GenomeError, match=f"flops: at most {flops - 1:,}, got {flops:,}"):
+        G.validate(genome, G.Bounds(max_flops=flops - 1))
     with pytest.raises(G.GenomeError, match=r"out_channels: must be <= 4"):
         G.loads(G.dumps(genome), G.Bounds(max_channels=4))
 
 
-def test_random_genomes_respect_bounds():
-    bounds = G.Bounds(max_channels=16, max_kernel=3)
+@pytest.mark.parametrize(
+    "bounds", [G.Bounds(max_channels=16, max_kernel=3), G.Bounds(max_flops=300_000)]
+)
+def test_random_genomes_respect_bounds(bounds):
     for seed in range(50):
         g = G.random_genome(random.Random(seed), (3, 16, 16), 5, bounds=bounds)
         G.validate(g, bounds)

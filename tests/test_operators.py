@@ -208,20 +208,24 @@ def test_deap_algorithms_run_unchanged_on_the_toolbox(algorithm):
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("max", max)
     hof = tools.HallOfFame(3, similar=ops.same_genome)
+    # Crossover and mutation both: genomes cross over (toolbox.mate) as DEAP's varAnd and varOr
+    # expect, each child made of its parents' genes.
     if algorithm == "eaMuPlusLambda":
         population, logbook = algorithms.eaMuPlusLambda(
-            population, toolbox, mu=8, lambda_=8, cxpb=0.0, mutpb=1.0, ngen=3,
+            population, toolbox, mu=8, lambda_=8, cxpb=0.4, mutpb=0.6, ngen=3,
             stats=stats, halloffame=hof, verbose=False,
         )  # fmt: skip
     else:
         population, logbook = algorithms.eaSimple(
-            population, toolbox, cxpb=0.0, mutpb=0.8, ngen=3,
+            population, toolbox, cxpb=0.5, mutpb=0.8, ngen=3,
             stats=stats, halloffame=hof, verbose=False,
         )  # fmt: skip
     assert len(logbook) == 4 and logbook.select("gen") == [0, 1, 2, 3]
     assert all(ind.fitness.valid for ind in population)
     assert logbook[-1]["max"] >= logbook[0]["max"]
     assert any(ind.operators for ind in population)
+    applied = {name for ind in population for name in ind.operators}
+    assert applied & set(ops.crossover_names()), applied
     for ind in population:
         G.validate(ind.genome)
 
@@ -230,7 +234,8 @@ def test_toolbox_and_individuals_pickle_for_process_pools():
     toolbox = ops.make_toolbox(rng=random.Random(0), evaluate=_cheap_fitness)
     ind = toolbox.individual(zoo.load("lenet5"), id="g0_0")
     ind.fitness.values = (1.0,)
-    for name in [*OPERATORS, "mutate", "select", "clone", "evaluate", "individual"]:
+    names = [*OPERATORS, *ops.crossover_names(), "mutate", "mate", "select", "clone", "evaluate"]
+    for name in [*names, "individual"]:
         pickle.loads(pickle.dumps(getattr(toolbox, name)))
     back = pickle.loads(pickle.dumps(ind))
     assert back.genome == ind.genome and back.fitness.values == (1.0,) and back.id == "g0_0"

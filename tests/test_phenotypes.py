@@ -10,7 +10,7 @@ from torch import nn
 import genomics as G
 import phenotypes as ph
 import zoo
-from genomics.testing import genomes
+from genomics.testing import SMALL_SHAPES, genomes
 
 
 @given(genomes(), st.integers(1, 3))
@@ -22,6 +22,16 @@ def test_every_valid_genome_compiles_and_maps_images_to_logits(genome, batch):
     assert torch.isfinite(out).all()
     assert ph.count_params(model) == sum(G.parameter_counts(genome).values())
     compile(model.code, "<generated>", "exec")
+
+
+@given(genomes(input_shapes=st.sampled_from([*SMALL_SHAPES, (1, 28, 28), (3, 32, 32)])))
+def test_analytic_flops_equal_torchs_count_for_every_gene(genome):
+    """``genomics.flop_counts`` (no torch) counts what ``torch.utils.flop_counter`` counts, so
+    a run's ``max_flops`` can be checked on a genome before anything is built; binarized
+    convolutions, grouped ones, strides, joins that resample and pad, dropout of every kind
+    and dense heads included (generated genomes hold all of them)."""
+    model = ph.compile_genome(genome, seed=0)
+    assert ph.count_flops(model, genome.input_shape) == sum(G.flop_counts(genome).values())
 
 
 @given(genomes())
@@ -141,6 +151,14 @@ def test_flops_of_a_single_convolution():
     )
     model = ph.compile_genome(genome)
     assert ph.count_flops(model, (3, 8, 8)) == 2 * 4 * 3 * 9 * 8 * 8
+    assert G.flop_counts(genome) == {"input": 0, "c": 2 * 4 * 3 * 9 * 8 * 8, "p": 0, "output": 0}
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_analytic_flops_of_every_zoo_genome_equal_torchs(name):
+    genome = zoo.load(name)
+    model = ph.compile_genome(genome, seed=0)
+    assert ph.count_flops(model, genome.input_shape) == sum(G.flop_counts(genome).values())
 
 
 def test_size_counts_binarized_weights_as_bits():

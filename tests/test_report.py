@@ -78,8 +78,9 @@ def troubled(tmp_path_factory) -> Path:
         "strategies": {
             "succession": {"primary_epochs": 2, "secondary_epochs": 2},
             "extinction": {"threshold": "kth", "k": 1},
+            "duplication": {"candidates": 1},  # room for mutated children every generation
         },
-        "weights": {"report_explode": 1.0},
+        "weights": {"report_explode": 3.0},
     }
     (folder / "eigen.toml").write_text(tomli_w.dumps(config))
     try:
@@ -102,6 +103,21 @@ def pareto(tmp_path_factory) -> Path:
         "val_accuracy", "params", "flops"]}}}  # fmt: skip
     (folder / "nsga2.toml").write_text(tomli_w.dumps(config))
     _evolve("--config", str(folder / "nsga2.toml"), *TINY, "--run-dir", str(folder / "run"))
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def latency(tmp_path_factory) -> Path:
+    """An NSGA-II run minimising latency against accuracy, under a latency limit."""
+    folder = tmp_path_factory.mktemp("latency")
+    config = {
+        "strategy": ["nsga2"],
+        "max_latency_ms": 1000.0,
+        "crossover_rate": 0.5,
+        "strategies": {"nsga2": {"objectives": ["val_accuracy", "latency_ms"]}},
+    }
+    (folder / "latency.toml").write_text(tomli_w.dumps(config))
+    _evolve("--config", str(folder / "latency.toml"), *TINY, "--run-dir", str(folder / "run"))
     return folder / "run"
 
 
@@ -215,6 +231,19 @@ def test_a_multi_objective_run_has_a_front_per_cost(pareto, tmp_path):
     fig = fg.individuals(run)
     xlabels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
     assert xlabels == ["parameters (log scale)", "FLOPs per image (log scale)"]
+    fg.plt.close("all")
+
+
+def test_a_latency_limited_run_has_its_front_drawn_against_latency(latency, tmp_path):
+    page = _check_page(write_report(latency, tmp_path / "report").parent)
+    run = read_run(latency)
+    assert run.objectives == ["val_accuracy", "latency_ms"]
+    front = run.pareto_front("latency_ms")
+    assert front and all(0 < i.latency_ms <= 1000.0 for i in front)
+    assert "latency (ms)" in page
+    fig = fg.individuals(run)
+    xlabels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    assert xlabels == ["parameters (log scale)", "latency, ms per image (log scale)"]
     fg.plt.close("all")
 
 

@@ -151,6 +151,116 @@ def test_mimicry_teaches_from_the_best_and_duplication_copies_it(generation):
         assert p.operators == ("gene_duplication",) and p.source == "duplication"
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    generation=generations(min_size=2),
+    cost=hs.sampled_from(st.nsga2.COSTS),
+    weight=hs.sampled_from([-0.07, -0.5, 0.0]),
+)
+def test_cost_aware_selection_ranks_by_accuracy_times_relative_cost(generation, cost, weight):
+    """MnasNet's reward: accuracy * (cost / target) ** weight, 0 for a failure; survivors are
+    the best rewards, parents win tournaments on it, and each generation's best is recorded."""
+    population, children = generation
+    strategy = st.CostAware(cost=cost, target=1000.0, weight=weight)
+    candidates = population + children
+    for ind in candidates:
+        value = ind.evaluation[cost]
+        want = ind.fitness.values[0] * (value / 1000.0) ** weight
+        if ind.evaluation["status"] == "failed":
+            want = 0.0
+        assert strategy.reward(ind) == pytest.approx(want)
+    search = st.Search([strategy])
+    events = []
+    context = make_context(1, population, events=events)
+    kept = search.select_survivors(candidates, len(population), context)
+    rewards = sorted((strategy.reward(i) for i in candidates), reverse=True)
+    assert [strategy.reward(i) for i in kept] == rewards[: len(kept)]
+    search.generation_end(kept, children, context)
+    (event,) = [e for e in events if e["kind"] == "reward"]
+    assert event["data"]["reward"] == rewards[0] and event["data"]["cost"] == cost
+    assert search.measures() == ({"latency_ms"} if cost == "latency_ms" else set())
+
+
+def test_cost_aware_selection_trades_accuracy_for_cost_as_mnasnet_does():
+    """At weight -0.07, a network at the target keeps its accuracy, one twice as costly loses
+    4.7% of it: 90% at 2 MFLOPs ranks below 86% at 1 MFLOP, above 85%."""
+    import operators as ops
+    from genomics import minimal
+
+    def individual(name, accuracy, flops):
+        ind = ops.Individual(minimal((1, 8, 8), 10), id=name)
+        ind.fitness.values = (accuracy,)
+        ind.evaluation = {"status": "ok", "flops": flops, "params": 100}
+        return ind
+
+    big, small = individual("a", 0.90, 2e6), individual("b", 0.86, 1e6)
+    smaller = individual("c", 0.85, 1e6)
+    strategy = st.CostAware()
+    assert strategy.reward(small) == pytest.approx(0.86)
+    assert strategy.reward(big) == pytest.approx(0.90 * 2**-0.07)
+    kept = st.Search([strategy]).select_survivors([big, small, smaller], 3, make_context(1, []))
+    assert [i.id for i in kept] == ["b", "a", "c"]
+
+
+def test_mates_are_pairs_from_the_population_and_a_strategy_may_choose_them():
+    import operators as ops
+    from genomics import minimal
+
+    population = []
+    for i in range(5):
+        ind = ops.Individual(minimal((1, 8, 8), 10), id=f"g0_{i}")
+        ind.fitness.values = (i / 10,)
+        ind.evaluation = {"status": "ok", "params": 100}
+        population.append(ind)
+    context = make_context(1, population)
+    default = st.Search([st.Tournament()], seed=3)
+    pairs = default.select_mates(population, 4, context)
+    assert len(pairs) == 4 and all(a in population and b in population for a, b in pairs)
+    assert default.select_mates(population, 0, context) == []
+
+    class Siblings:
+        name = "siblings"
+
+        @st.hookimpl
+        def ecogen_select_mates(self, population, count):
+            return [(population[-1], population[-2])] * count
+
+    chosen = st.Search([Siblings()]).select_mates(population, 3, context)
+    assert chosen == [(population[-1], population[-2])] * 3
+
+    class Strangers:
+        name = "strangers"
+
+        @st.hookimpl
+        def ecogen_select_mates(self, population, count):
+            outsider = ops.Individual(minimal((1, 8, 8), 10), id="x")
+            return [(population[0], outsider)] * count
+
+    with pytest.raises(st.StrategyError, match="mates must be taken from the individuals"):
+        st.Search([Strangers()]).select_mates(population, 2, context)
+
+
+def test_latency_is_measured_when_an_objective_asks_for_it():
+    assert st.Search([st.NSGA2(objectives=["val_accuracy", "latency_ms"])]).measures() == {
+        "latency_ms"
+    }
+    assert st.Search([st.NSGA2()]).measures() == set()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cost": "joules"}, "strategies.cost-aware.cost: must be one of params"),
+        ({"target": 0}, "strategies.cost-aware.target: must be a finite number > 0, got 0"),
+        ({"weight": 0.07}, "strategies.cost-aware.weight: must be a finite number <= 0"),
+        ({"size": 0}, "strategies.cost-aware.size"),
+    ],
+)
+def test_bad_cost_aware_options_are_named(options, message):
+    with pytest.raises(st.StrategyError, match=message.replace(".", r"\.")):
+        st.create(["cost-aware"], {"cost-aware": options})
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -1,5 +1,5 @@
-"""``ecogen plugins``: what is registered (operators, strategies, presets) and by whom, and
-which plugins were refused."""
+"""``ecogen plugins``: what is registered (operators, crossovers, strategies, presets) and by
+whom, and which plugins were refused."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import click
 
 @click.command()
 def plugins() -> None:
-    """List the registered operators, strategies and presets with the package providing each.
+    """List the registered operators, crossovers, strategies and presets with the package
+    providing each.
 
-    Plugins that were refused (an entry point that cannot be loaded, an operator that is not
-    one, a strategy whose hook does not match the specification, a name already taken) are
-    listed with the reason, and the exit status is 1.
+    Plugins that were refused (an entry point that cannot be loaded, an operator or crossover
+    that is not one, a strategy whose hook does not match the specification, a name already
+    taken) are listed with the reason, and the exit status is 1.
     """
     import operators
     import strategies
@@ -24,6 +25,11 @@ def plugins() -> None:
         effect = str(info.effect) if info.effect else "-"
         off = "" if info.weight else " (off unless [weights] give it a weight)"
         click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}{off}")
+    crossovers = operators.registered_crossovers(reload=True)
+    click.echo("crossovers:")
+    for name, info in crossovers.items():
+        off = "" if info.weight else " (off unless crossover_weights give it a weight)"
+        click.echo(f"  {name:<{width}}  {info.provider:<12} {info.changes}{off}")
     found = strategies.registered(reload=True)
     width = max(len(n) for n in [*found, *strategies.PRESETS])
     click.echo("strategies:")
@@ -33,7 +39,11 @@ def plugins() -> None:
     click.echo("presets:")
     for name, members in strategies.PRESETS.items():
         click.echo(f"  {name:<{width}}  {' + '.join(m for m, _ in members)}")
-    refused = [*operators.refused().values(), *strategies.refused().values()]
+    refused = [
+        *operators.refused().values(),
+        *operators.refused_crossovers().values(),
+        *strategies.refused().values(),
+    ]
     if refused:
         click.echo("refused:")
         for message in refused:

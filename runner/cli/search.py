@@ -69,6 +69,27 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
         {"help": "First population: minimal, random or zoo:NAME[,NAME] [default: random]."},
     ),
     (("--max-params",), {"type": click.IntRange(0), "help": "Largest genome allowed (0: none)."}),
+    # Checked by the experiment, so that a wrong value is one line naming the key, as in a file.
+    (
+        ("--max-flops",),
+        {"type": int, "help": "Most FLOPs per image a genome may cost (0: none)."},
+    ),
+    (
+        ("--max-latency-ms",),
+        {
+            "type": float,
+            "help": "Slowest inference allowed, ms per image on the run's device; slower"
+            " candidates are never trained (0: none).",
+        },
+    ),
+    (
+        ("--crossover-rate",),
+        {
+            "type": float,
+            "help": "Probability that a child is crossed from two parents before its mutations"
+            " [default: 0].",
+        },
+    ),
     (
         ("--strategy", "-s"),
         {

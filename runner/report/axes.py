@@ -29,6 +29,7 @@ COST_LABELS = {
     "params": "parameters (log scale)",
     "size_bytes": "size in bytes (log scale)",
     "flops": "FLOPs per image (log scale)",
+    "latency_ms": "latency, ms per image (log scale)",
 }
 
 

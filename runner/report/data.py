@@ -17,7 +17,7 @@ from typing import Any
 from ..config import tomllib
 from ..store import FILENAME, Store, StoreError
 
-COSTS = ("params", "size_bytes", "flops")
+COSTS = ("params", "size_bytes", "flops", "latency_ms")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Individual:
     params: int | None = None
     size_bytes: int | None = None
     flops: int | None = None
+    latency_ms: float | None = None
     epochs: int = 0
     seconds: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -271,6 +272,7 @@ def _individual(row: dict[str, Any], evaluations: dict[int, dict[str, Any]]) -> 
         ind.params = evaluation["params"]
         ind.size_bytes = evaluation.get("size_bytes")
         ind.flops = evaluation["flops"]
+        ind.latency_ms = evaluation.get("latency_ms")
         ind.epochs = evaluation["epochs"]
         ind.seconds = evaluation["seconds"]
         ind.metrics = evaluation["metrics"]

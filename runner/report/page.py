@@ -319,6 +319,7 @@ def _top_table(run: Run, count: int = 10) -> str:
     )[:count]
     if not ranked:
         return '<p class="note">No individual has been trained yet.</p>'
+    latency = any(i.latency_ms is not None for i in ranked)  # measured only when asked for
     rows = [
         [
             k,
@@ -328,28 +329,20 @@ def _top_table(run: Run, count: int = 10) -> str:
             _int(i.params),
             _int(i.size_bytes),
             _int(i.flops),
+            *([_ms(i.latency_ms)] if latency else []),
             i.epochs,
             f"{i.seconds:.1f}",
             ", ".join(i.operators),
         ]
         for k, i in enumerate(ranked, 1)
     ]
-    return _table(
-        [
-            "rank",
-            "individual",
-            "generation",
-            "val accuracy",
-            "parameters",
-            "bytes",
-            "FLOPs",
-            "epochs",
-            "seconds",
-            "mutations",
-        ],
-        rows,
-        numeric={0, 2, 3, 4, 5, 6, 7, 8},
-    )
+    header = ["rank", "individual", "generation", "val accuracy", "parameters", "bytes", "FLOPs"]
+    header += ["latency (ms)"] * latency + ["epochs", "seconds", "mutations"]
+    return _table(header, rows, numeric=set(range(len(header) - 1)) - {1})
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
