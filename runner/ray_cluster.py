@@ -13,6 +13,8 @@ plugins) installed.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,22 @@ from .workers import worker_devices
 
 _SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
+# A Unix socket's path holds at most 107 bytes, and a local Ray puts its sockets at
+# ROOT/session_DATE_TIME_PID/sockets/plasma_store (about 65 bytes after ROOT). Ray takes ROOT
+# from TMPDIR, which is long on macOS (/var/folders/...) and under pytest, and then fails to
+# start; a shorter root is used there.
+_SOCKET_PATH_MAX = 107
+_AFTER_ROOT = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+
+
+def local_ray_root(temp: str | None = None) -> str | None:
+    """Where a local Ray started for the run keeps its files: None (Ray's own default,
+    TMPDIR/ray) when its socket paths fit, else a new folder under /tmp."""
+    default = os.path.join(temp or tempfile.gettempdir(), "ray")
+    if len(os.fsencode(default)) + _AFTER_ROOT <= _SOCKET_PATH_MAX:
+        return None
+    return tempfile.mkdtemp(prefix="ecogen-ray-", dir="/tmp")
+
 
 class RayEvaluator:
     """Ray tasks; see the module docstring."""
@@ -35,9 +53,13 @@ class RayEvaluator:
 
         self._ray = ray
         self._started = not ray.is_initialized()
+        self._root = None
         if self._started:
+            if not experiment.ray_address:
+                self._root = local_ray_root()
             ray.init(
                 address=experiment.ray_address or None,
+                _temp_dir=self._root,
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level="ERROR",
@@ -102,6 +124,9 @@ class RayEvaluator:
         self._running = {}
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
 
 
 def _train(

@@ -112,7 +112,9 @@ class LocalEvaluator:
                     try:
                         outcome = worker.outbox.recv()
                     except (EOFError, OSError):
-                        continue  # it died while sending: its sentinel says so below
+                        # Its end of the pipe closed with nothing more in it: it died. (A
+                        # closed pipe stays readable, so waiting on it again would spin.)
+                        return self._replace(worker)
                     worker.task, worker.idle_since = None, time.monotonic()
                     return outcome
             for worker in busy:

@@ -91,8 +91,8 @@ def _evolve(run_dir: Path, *flags: str, values: dict = EIGEN, **popen) -> subpro
     )
 
 
-def _finished(run_dir: Path, *flags: str, values: dict = EIGEN) -> dict:
-    proc = _evolve(run_dir, *flags, values=values)
+def _finished(run_dir: Path, *flags: str, values: dict = EIGEN, env: dict = ENV) -> dict:
+    proc = _evolve(run_dir, *flags, values=values, env=env)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     return _outcome(run_dir)
@@ -116,9 +116,25 @@ def test_two_local_workers_decide_as_one(tmp_path, serial):
 
 @pytest.mark.slow
 def test_ray_decides_as_one_worker(tmp_path, serial):
-    """On a local Ray (2 CPUs), started and stopped by the run."""
+    """On a local Ray (2 CPUs), started and stopped by the run, with a TMPDIR as long as
+    macOS's or pytest's: too long for the Unix sockets Ray would put under it."""
     pytest.importorskip("ray")
-    assert _finished(tmp_path / "run", "--executor", "ray", "--workers", "2") == serial
+    temp = tmp_path / ("t" * 40)
+    temp.mkdir()
+    env = {**ENV, "TMPDIR": str(temp)}
+    assert _finished(tmp_path / "run", "--executor", "ray", "--workers", "2", env=env) == serial
+
+
+def test_a_local_ray_keeps_its_sockets_under_the_unix_limit(tmp_path):
+    from runner.ray_cluster import _AFTER_ROOT, _SOCKET_PATH_MAX, local_ray_root
+
+    assert local_ray_root("/tmp") is None  # Ray's own default where it fits
+    root = local_ray_root(str(tmp_path / ("t" * 60)))
+    try:
+        assert root is not None and Path(root).is_dir()
+        assert len(os.fsencode(root)) + _AFTER_ROOT <= _SOCKET_PATH_MAX
+    finally:
+        os.rmdir(root)
 
 
 def _children(pid: int) -> set[int]:
@@ -255,6 +271,36 @@ def test_a_worker_that_dies_fails_only_its_candidate_and_is_replaced(tmp_path):
     finally:
         evaluator.close()
     assert not any(w.process.is_alive() for w in evaluator._workers)
+
+
+def test_a_dead_workers_closed_pipe_fails_its_candidate_instead_of_spinning(tmp_path):
+    """A worker's pipe at end-of-file stays readable: the engine must take that as the
+    worker's death (it once waited on the pipe again and again, at full CPU, for ever)."""
+    import multiprocessing
+    import threading
+
+    experiment = cfg.from_dict({"workers": 1, "device": "cpu"})
+    data = ph.load_dataset("digits")
+    spec = ph.TrainSpec(epochs=30, batch_size=64, device="cpu")
+    evaluator = LocalEvaluator(experiment, data, spec, tmp_path)
+    try:
+        evaluator.submit(_task("g0_0"), _judge(experiment))
+        victim = evaluator._workers[0]
+        os.kill(victim.process.pid, signal.SIGKILL)
+        victim.process.join()
+        closed, writer = multiprocessing.Pipe(duplex=False)
+        writer.close()  # what the engine sees once nothing holds the worker's end any more
+        victim.outbox.close()
+        victim.outbox = closed
+        got: list = []
+        waiting = threading.Thread(target=lambda: got.append(evaluator.next()), daemon=True)
+        waiting.start()
+        waiting.join(timeout=60)
+        assert got, "the engine kept waiting on a dead worker's closed pipe"
+        assert got[0].evaluation.reason == "worker died: signal 9"
+        assert evaluator._workers[0].process.is_alive()  # replaced
+    finally:
+        evaluator.close()
 
 
 PLUGIN = """
