@@ -405,11 +405,3 @@ class Engine:
             for i in self.hall_of_fame
             if all(math.isfinite(v) for v in i.fitness.values)
         ]
-
-
-def _reusable(evaluation: Evaluation) -> bool:
-    """Whether a later candidate with the same reuse key may take this result: a finished
-    training, or a failure bound to repeat (see ``Store.reusable``)."""
-    if evaluation.metrics.get("stage") == "mutation":
-        return False
-    return evaluation.ok or (evaluation.status == Status.FAILED and not evaluation.transient)
