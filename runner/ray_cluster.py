@@ -55,16 +55,20 @@ class RayEvaluator:
         self._started = not ray.is_initialized()
         self._root = None
         if self._started:
-            if not experiment.ray_address:
-                self._root = local_ray_root()
-            ray.init(
-                address=experiment.ray_address or None,
-                _temp_dir=self._root,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-                configure_logging=False,
-            )
+            if not experiment.ray_address and not os.environ.get("RAY_ADDRESS"):
+                self._root = local_ray_root()  # a Ray of its own, not a cluster's
+            try:
+                ray.init(
+                    address=experiment.ray_address or None,
+                    _temp_dir=self._root,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="ERROR",
+                    configure_logging=False,
+                )
+            except BaseException:
+                self._remove_root()
+                raise
         devices = worker_devices(experiment, spec.device)
         self.capacity = len(devices)
         gpu = spec.device.startswith("cuda")
@@ -124,6 +128,9 @@ class RayEvaluator:
         self._running = {}
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
+        self._remove_root()
+
+    def _remove_root(self) -> None:
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None

@@ -124,6 +124,9 @@ class LocalEvaluator:
     def _replace(self, worker: _Worker) -> Outcome:
         """The outcome of ``worker``'s candidate when the worker died, and a new worker."""
         worker.process.join(timeout=5)
+        if worker.process.is_alive():  # its pipe is gone, so it can do no more for the run
+            worker.process.kill()
+            worker.process.join()
         code = worker.process.exitcode
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         task = worker.task
