@@ -32,6 +32,7 @@ from .plugins import Registry
 from .registry import (
     ENTRY_POINT_GROUP,
     OPERATORS,
+    PRESERVES,
     OperatorInfo,
     admits,
     get,
@@ -49,6 +50,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "KINDS",
     "OPERATORS",
+    "PRESERVES",
     "THESIS_MUTATIONS",
     "Block",
     "CrossoverInfo",

@@ -132,6 +132,7 @@ def _is_map(shape: Shape) -> bool:
 @mutation(
     changes="inserts a convolution (3x3, stride 1, channels of its input, BN+ReLU) on a trunk edge",
     effect=Effect("conv", +1),
+    preserves="approximate",
 )
 def add_convolution(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     shapes = infer_shapes(genome, config.bounds)
@@ -155,6 +156,7 @@ def remove_convolution(genome: Genome, rng: random.Random, config: MutationConfi
 @mutation(
     changes="multiplies a convolution's out-channels by 2**U(-1,1), clamped to channel_range",
     effect=Effect("conv", 0, "out_channels"),
+    preserves="approximate",
 )
 def alter_channel_number(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     classifier = classifier_node(genome)  # its channels are the class count
@@ -179,6 +181,7 @@ def alter_channel_number(genome: Genome, rng: random.Random, config: MutationCon
 @mutation(
     changes="gives a convolution another odd kernel size from kernel_sizes ('same' padding)",
     effect=Effect("conv", 0, "kernel"),
+    preserves="approximate",
 )
 def alter_filter_size(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     for node in _shuffled(rng, _of(genome, Conv)):
@@ -201,6 +204,7 @@ def alter_stride(genome: Genome, rng: random.Random, config: MutationConfig) -> 
 @mutation(
     changes="inserts dropout (rate from dropout_rates, kind from dropout_kinds) on an edge",
     effect=Effect("dropout", +1),
+    preserves="exact",
 )
 def add_dropout(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     for src, dst, pos in _shuffled(rng, _edges(genome)):
@@ -218,7 +222,7 @@ def add_dropout(genome: Genome, rng: random.Random, config: MutationConfig) -> C
         yield _insert(genome, src, dst, pos, Node(_fresh_id(genome, "dropout"), gene, (src,)))
 
 
-@mutation(changes="deletes a dropout layer", effect=Effect("dropout", -1))
+@mutation(changes="deletes a dropout layer", effect=Effect("dropout", -1), preserves="exact")
 def remove_dropout(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     for node in _shuffled(rng, _of(genome, Dropout)):
         yield _remove(genome, node.id)
@@ -280,6 +284,7 @@ def remove_skip(genome: Genome, rng: random.Random, config: MutationConfig) -> C
 @mutation(
     changes="adds a channel concatenation (DenseNet) from an earlier trunk layer to a later one",
     effect=Effect("concat", +1),
+    preserves="approximate",
 )
 def add_concatenate(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     return _add_join(genome, rng, config, Concat())
@@ -299,6 +304,7 @@ def remove_concatenate(genome: Genome, rng: random.Random, config: MutationConfi
         "inserts a dense layer (units from dense_units, ReLU) in the head, before the classifier"
     ),
     effect=Effect("dense", +1),
+    preserves="approximate",
 )
 def add_fully_connected(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     shapes = infer_shapes(genome, config.bounds)
@@ -326,6 +332,7 @@ def remove_fully_connected(
     "restore, identity skip) on a trunk edge whose channels sep_groups divides",
     effect=Effect("conv", +6, also=(("add", +3),)),
     weight=0.0,
+    preserves="approximate",
 )
 def add_sep_module(genome: Genome, rng: random.Random, config: MutationConfig) -> Candidates:
     shapes = infer_shapes(genome, config.bounds)

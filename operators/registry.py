@@ -29,12 +29,20 @@ ENTRY_POINT_GROUP = "ecogen.operators"
 
 Transform = Callable[[Genome, random.Random, MutationConfig], "Genome | Iterable[Genome] | None"]
 
+#: How far a mutated child that inherits its parent's weights (``phenotypes.inherit_weights``)
+#: computes the parent's function before training: ``exact`` (every output equal, in evaluation
+#: mode), ``approximate`` (equal where the layers around the change allow it: a ReLU'd input, a
+#: kernel that grows, widths that fit) or ``not``.
+PRESERVES = ("exact", "approximate", "not")
+
 
 @frozen
 class OperatorInfo:
     """A registered mutation: its name, DEAP-convention ``function``, the ``transform`` behind
     it, a one-line ``changes`` text, its checkable ``effect``, the package providing it and its
-    default draw ``weight`` (a run's ``[weights]`` override it)."""
+    default draw ``weight`` (a run's ``[weights]`` override it), and whether a child that
+    inherits its parent's weights computes its parent's function (``preserves``: one of
+    :data:`PRESERVES`; docs/inheritance.md)."""
 
     name: str
     function: Callable[..., tuple[Any]]
@@ -43,6 +51,7 @@ class OperatorInfo:
     effect: Effect | None
     provider: str
     weight: float = 1.0
+    preserves: str = "not"
 
     def apply(self, genome: Genome, rng: random.Random, config: MutationConfig) -> Genome:
         """The mutated genome, valid within ``config``'s bounds; NotApplicable when none is."""
@@ -81,12 +90,19 @@ def _provider_of(module: str) -> str:
 
 
 def mutation(
-    name: str | None = None, *, changes: str, effect: Effect | None = None, weight: float = 1.0
+    name: str | None = None,
+    *,
+    changes: str,
+    effect: Effect | None = None,
+    weight: float = 1.0,
+    preserves: str = "not",
 ) -> Callable[[Transform], Callable[..., tuple[Any]]]:
     """Register ``transform`` as a mutation and return it in DEAP's convention.
 
     ``weight`` is its default draw weight in :func:`operators.mutate`; 0 registers an operator
-    that runs only when a run's ``[weights]`` turn it on.
+    that runs only when a run's ``[weights]`` turn it on. ``preserves`` declares whether an
+    inheriting child computes its parent's function (:data:`PRESERVES`); ``exact`` is checked
+    by ``operators.testing.check_function_preserved``.
 
     The returned function takes an :class:`Individual` (or a bare Genome) plus ``rng`` and
     ``config`` keywords, replaces the genome, records its name in ``individual.operators``,
@@ -94,6 +110,9 @@ def mutation(
     application gives a valid genome. Assign it to a module-level name (as a decorator does) so
     that it pickles.
     """
+
+    if preserves not in PRESERVES:
+        raise ValueError(f"preserves: must be one of {', '.join(PRESERVES)}, got {preserves!r}")
 
     def decorate(transform: Transform) -> Callable[..., tuple[Any]]:
         op_name = name or transform.__name__
@@ -125,6 +144,7 @@ def mutation(
             effect,
             _provider_of(transform.__module__),
             weight,
+            preserves,
         )
         OPERATORS.add(op_name, function.info, same=_same_transform)
         return function

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ __all__ = [
     "SMALL_SHAPES",
     "apply_chain",
     "check_crossover",
+    "check_function_preserved",
     "check_mutation",
     "crossover_pairs",
     "genomes",
@@ -115,6 +117,61 @@ def check_mutation(
         problems = info.effect.problems(genome, after)
         assert not problems, f"{info.name} ({info.effect}): {'; '.join(problems)}"
     return after
+
+
+def trained_like(model: Any, seed: int) -> Any:
+    """``model`` with random weights that look trained: every parameter moved off its start,
+    batch-norm statistics that are not the identity's. Returns it (in evaluation mode)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            noise = torch.randn(value.shape, generator=generator)
+            if name.endswith("running_var"):
+                value.copy_(0.5 + torch.rand(value.shape, generator=generator))
+            elif name.endswith("running_mean"):
+                value.copy_(0.1 * noise)
+            else:
+                value.add_(0.1 * noise * (value.std() if value.numel() > 1 else 1.0))
+    return model.eval()
+
+
+def check_function_preserved(
+    info: OperatorInfo | str,
+    genome: Genome,
+    rng: random.Random,
+    config: MutationConfig = DEFAULT_CONFIG,
+    seed: int = 0,
+    atol: float = 1e-4,
+) -> Genome | None:
+    """Apply one operator, give the child its parent's weights (random, trained-like) with
+    ``phenotypes.inherit_weights``, and assert that the child computes what the parent does
+    (evaluation mode, ``atol``) on random inputs: what an operator declared
+    ``preserves="exact"`` promises. Returns the child, or None when the operator does not
+    apply. Needs torch."""
+    import torch
+
+    import phenotypes as ph
+
+    info = get(info) if isinstance(info, str) else info
+    try:
+        child = info.apply(genome, rng, config)
+    except NotApplicable:
+        return None
+    parent = trained_like(ph.compile_genome(genome, seed=seed), seed)
+    model = ph.compile_genome(child, seed=seed + 1)
+    ph.inherit_weights(model, child, parent, genome)
+    x = torch.randn((4, *genome.input_shape), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        want, got = parent(x), model.eval()(x)
+    assert torch.allclose(got, want, atol=atol, rtol=0), (
+        f"{info.name}: the inheriting child's outputs differ from its parent's by up to"
+        f" {(got - want).abs().max().item():.3g}"
+    )
+    return child
 
 
 #: How the two parents :func:`crossover_pairs` draws are related.

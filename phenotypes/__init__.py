@@ -5,6 +5,7 @@ from .binarize import BinarizationReport, Stage, binarize_and_finetune, binarize
 from .checkpoint import load_model, save_model
 from .compiler import ACTIVATION_FUNCTIONS, compile_genome
 from .data import Dataset, DatasetError, load_dataset
+from .inherit import Inheritance, inherit_weights
 from .layers import (
     BinaryPatternConv2d,
     EvolutionalDropout,
@@ -32,6 +33,7 @@ __all__ = [
     "DatasetError",
     "EpochMetrics",
     "EvolutionalDropout",
+    "Inheritance",
     "Measurements",
     "PatternBinarizedConv2d",
     "Stage",
@@ -46,6 +48,7 @@ __all__ = [
     "count_params",
     "distillation_loss",
     "evaluate",
+    "inherit_weights",
     "latency_ms",
     "load_dataset",
     "load_model",

@@ -47,11 +47,15 @@ class _Builder:
     def __init__(self) -> None:
         self.root = nn.Module()
         self.graph = fx.Graph()
+        #: The submodule each layer got, by the name asked for (a node id, ``ID_bn``).
+        self.names: dict[str, str] = {}
 
     def module(self, name: str, module: nn.Module, arg: fx.Node) -> fx.Node:
         # A node id may shadow an nn.Module attribute ("training", "to") or a keyword.
+        asked = name
         while keyword.iskeyword(name) or hasattr(self.root, name):
             name += "_"
+        self.names[asked] = name
         self.root.add_module(name, module)
         return self.graph.create_node("call_module", name, (arg,), name=name)
 
@@ -161,4 +165,6 @@ def _compile(genome: Genome, shapes: dict) -> fx.GraphModule:
     b.graph.lint()
     module = fx.GraphModule(b.root, b.graph, class_name="EcogenNet")
     module.meta["genome_hash"] = canonical_hash(genome)
+    # Which submodule is which node's: weight inheritance matches layers by node id.
+    module.meta["module_names"] = b.names
     return module

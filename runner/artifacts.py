@@ -62,6 +62,12 @@ class RunFiles:
         write_atomic(self.weights_of(individual), lambda p: p.write_bytes(content))
         faults.reached("weights")
 
+    def copy_weights(self, source: str, individual: str) -> None:
+        """``weights/INDIVIDUAL.pt`` as a copy of ``source``'s, when that one is kept."""
+        path = self.weights_of(source)
+        if path.is_file() and source != individual:
+            write_atomic(self.weights_of(individual), lambda p: shutil.copyfile(path, p))
+
     def load_weights(self, individual: str) -> tuple[Genome, Any]:
         import phenotypes as ph
 
@@ -91,6 +97,13 @@ class RunFiles:
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.run_dir / "summary.json", summary)
 
+    def weights_usage(self) -> tuple[int, int]:
+        """Bytes and number of the weight files in ``weights/``."""
+        if not self.weights.is_dir():
+            return 0, 0
+        sizes = [p.stat().st_size for p in self.weights.glob("*.pt")]
+        return sum(sizes), len(sizes)
+
     def disk_usage(self) -> int:
         """Bytes of the files in the run directory (the store, weights, best/), but for
         summary.json and SQLite's shared-memory index (deleted when the store closes)."""
@@ -110,16 +123,18 @@ def train_and_write(
     out_dir: Path,
     on_epoch: Callable | None = None,
     model: Any = None,
+    start: Any = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Train ``genome`` (or, given a trained ``model``, keep it), measure it once on the test
-    split, and write ``out_dir/{genome.json,model.pt,summary.json}``. Returns the summary and
-    the result of training (None when ``model`` was given)."""
+    """Train ``genome`` (from scratch, or on from the trained network ``start``; given a
+    trained ``model``, keep it), measure it once on the test split, and write
+    ``out_dir/{genome.json,model.pt,summary.json}``. Returns the summary and the result of
+    training (None when ``model`` was given)."""
     import phenotypes as ph
 
     target = ph.resolve_device(spec.device)
     result = None
     if model is None:
-        model = ph.compile_genome(genome, seed=spec.seed)
+        model = start if start is not None else ph.compile_genome(genome, seed=spec.seed)
         result = ph.train(model, data, spec, on_epoch=on_epoch)
     cuda = target.type == "cuda"
     model.to(target)

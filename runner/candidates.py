@@ -22,7 +22,7 @@ from .costs import refused_by_limits
 from .evaluation import failed_evaluation
 from .evaluators import Judge, Outcome
 from .judge import EpochJudge, time_stop
-from .records import Evaluation, Status, Task
+from .records import Evaluation, Status, Task, reuse_key
 
 if TYPE_CHECKING:
     from .engine import Engine, Reporter
@@ -64,6 +64,9 @@ class Candidates:
         self.deciding_for: str | None = None
         #: Candidates stored but not accepted yet: their weights must stay.
         self.unaccepted: set[str] = set()
+        #: The generation being evaluated: with inheritance its weights stay until survivors
+        #: are chosen.
+        self.current: set[str] = set()
 
     def evaluate(self, individuals: list[ops.Individual], reporter: Reporter) -> list:
         """Evaluate ``individuals`` until a limit is reached; returns those evaluated, in
@@ -72,6 +75,7 @@ class Candidates:
         e = self.engine
         e.sync_context(e.generation)  # as the evaluations begin, for every one of them
         slots = [Slot(ind) for ind in individuals]
+        self.current = {ind.id for ind in individuals}
         in_flight: dict[str, Slot] = {}
         done: list[ops.Individual] = []
         decided = accepted = 0
@@ -145,11 +149,14 @@ class Candidates:
         source, evaluation = hit
         why = {
             "source": source,
-            "reason": "same genome, planned epochs and teacher",
+            "reason": "same genome, planned epochs, teacher and starting weights",
             "planned_epochs": slot.task.epochs,
             "teacher": slot.task.teacher,
+            "inherited_from": slot.task.inherit_from,
         }
         self.events.setdefault(ind.id, []).append(e.event("reused", "engine", ind.id, why))
+        if e.experiment.inherit:  # its children inherit what its result was trained into
+            e.files.copy_weights(source, ind.id)
         slot.reused = True
         self._store(slot, evaluation)
         return KNOWN
@@ -196,16 +203,22 @@ class Candidates:
         finally:
             self.deciding_for = None
         seed = rngs.seed_for(e.experiment.seed, ind.id)
+        parent = self._weights_parent(ind)
+        epochs = e.plan.epochs
+        if parent is not None:
+            wanted = e.experiment.inherit_epochs or math.ceil(epochs / 2)
+            epochs = max(1, min(wanted, epochs))
         task = Task(
             ind.id,
             ind.genome,
             genome_hash,
             ind.generation,
             seed,
-            e.plan.epochs,
+            epochs,
             parents=ind.parents,
             operators=ind.operators,
             phase=ind.phase,
+            inherit_from=parent,
         )
         if advice is None:
             return task
@@ -221,6 +234,22 @@ class Candidates:
             distill_temperature=advice.temperature,
             distill_weight=advice.weight,
         )
+
+    def _weights_parent(self, ind: ops.Individual) -> str | None:
+        """The individual whose weights ``ind`` inherits (``inherit``): its first parent,
+        unless that one failed (a failed training or mutation leaves no weights). Decided from
+        the stored evaluations alone, so a resumed run decides alike; a parent whose result
+        was reused has the weights of the training it reused, when they were still kept."""
+        if not self.engine.experiment.inherit or not ind.parents:
+            return None
+        first = ind.parents[0]
+        parent = next((p for p in self.engine.population if p.id == first), None)
+        if parent is None:
+            return None
+        evaluation = getattr(parent, "evaluation", None)
+        if evaluation is None or evaluation.status == Status.FAILED:
+            return None
+        return first
 
     def _judge(self, slot: Slot) -> Judge:
         """The per-epoch judge of ``slot``'s training: the strategies' decision (extinction),
@@ -267,8 +296,12 @@ class Candidates:
             self.events.setdefault(slot.ind.id, []).extend(outcome.events)
         if evaluation.metrics.get("stopped_by") == "time budget":
             e.stopped_by = e.stopped_by or "time budget"
-        wanted = e.experiment.keep_weights or (
-            evaluation.ok and evaluation.fitness[0] > e.best_fitness
+        # With inheritance every trained network may become a parent: kept until it leaves
+        # the population (``Engine.kept_weights``).
+        wanted = (
+            e.experiment.keep_weights
+            or e.experiment.inherit
+            or (evaluation.ok and evaluation.fitness[0] > e.best_fitness)
         )
         if wanted and outcome.model is not None:
             e.files.save_weights(slot.ind.id, slot.ind.genome, outcome.model)
@@ -276,7 +309,15 @@ class Candidates:
             e.files.write_weights(slot.ind.id, outcome.model_bytes)
         self._store(slot, evaluation)
         if reusable(slot.evaluation):
-            self.cache.setdefault(slot.task.key, (slot.ind.id, slot.evaluation))
+            # Keyed as the store keys it: a child whose parent's weights could not be loaded
+            # trained from scratch.
+            key = reuse_key(
+                slot.task.genome_hash,
+                slot.evaluation.planned_epochs,
+                slot.evaluation.teacher,
+                slot.evaluation.inherited_from,
+            )
+            self.cache.setdefault(key, (slot.ind.id, slot.evaluation))
 
     def _store(self, slot: Slot, evaluation: Evaluation) -> None:
         """Store ``slot``'s individual, its evaluation and events in one transaction."""

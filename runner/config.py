@@ -143,6 +143,17 @@ class Experiment:
     #: FLOPs per input pixel (H x W) a random first genome may cost (0: no budget): the first
     #: population costs alike whatever the image size. Only for init = "random".
     init_flops_per_pixel: float = field(default=10_000.0, converter=float, validator=_finite_limit)
+    #: Children start from their first parent's trained weights, the layers a mutation added
+    #: set to pass their input through where they can (docs/inheritance.md).
+    inherit: bool = field(
+        default=False, validator=validators.instance_of(bool, "true or false", **_CHECKS)
+    )
+    #: Epochs of a child that inherits weights (0: half of a candidate's epochs, rounded up).
+    inherit_epochs: int = field(default=0, validator=_not_negative)
+    #: The final training of the best: from scratch, or on from its search weights.
+    final_from: str = field(
+        default="scratch", validator=validators.one_of(("scratch", "weights"), **_CHECKS)
+    )
     #: Probability that a child is made by crossing two parents (then mutated, as every child
     #: is); 0: by mutation alone.
     crossover_rate: float = field(default=0.0, converter=float, validator=_rate)
@@ -311,7 +322,12 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 
 #: Settings added since the first release, with the value that does what a run made before
 #: them did: a stored configuration that lacks one resumes as it started.
-INTRODUCED = {"init_flops_per_pixel": 0.0}
+INTRODUCED = {
+    "init_flops_per_pixel": 0.0,
+    "inherit": False,
+    "inherit_epochs": 0,
+    "final_from": "scratch",
+}
 
 
 def from_dict(values: dict[str, Any]) -> Experiment:
@@ -327,6 +343,8 @@ def from_dict(values: dict[str, Any]) -> Experiment:
         raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(FIELDS)})")
     # cattrs would turn "3" into 3; a config that says "3" where a number belongs is a mistake.
     for a in attrs.fields(attrs.resolve_types(Experiment)):
+        if a.name in values and a.type is bool and not isinstance(values[a.name], bool):
+            raise ConfigError(f"{a.name}: must be true or false, got {values[a.name]!r}")
         if a.name in values and a.type in (int, float, str):
             want = (int, float) if a.type is float else a.type
             value = values[a.name]

@@ -392,9 +392,15 @@ class Engine:
 
     def kept_weights(self, closing: bool) -> set[str]:
         """The weights to keep: the best's, the last ``keep_weights`` trained candidates' and,
-        within a generation (not ``closing`` one), its teacher's (the best as it began)."""
+        within a generation (not ``closing`` one), its teacher's (the best as it began). With
+        inheritance, also the population's (parents to be) and, within a generation, its
+        candidates' (survivors to be)."""
         teacher = None if closing else self.context.best
         keep = {i.id for i in (self.best, teacher) if i is not None} | self.candidates.unaccepted
+        if self.experiment.inherit:
+            keep.update(i.id for i in self.population)
+            if not closing:
+                keep.update(self.candidates.current)
         if self.experiment.keep_weights:
             keep.update(self.store.recently_trained(self.experiment.keep_weights))
         return keep

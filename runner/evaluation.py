@@ -32,9 +32,11 @@ def evaluate_candidate(
     on_epoch: Callable | None = None,
     teacher: Any = None,
     timeout: float = 0.0,
+    prepare: Callable[[Any], dict[str, Any]] | None = None,
 ) -> tuple[Evaluation, Any]:
     """Train ``genome`` by ``spec`` (distilling from ``teacher`` when given) and return
-    ``(evaluation, model)``.
+    ``(evaluation, model)``. ``prepare(model)``, when given, sets the compiled network's first
+    weights (inheritance) and returns metrics to record.
 
     The status is ``ok``, ``stopped`` when ``on_epoch`` ended the training (raising
     :class:`phenotypes.StopTraining`), or ``failed``; the fitness is the validation accuracy
@@ -55,6 +57,8 @@ def evaluate_candidate(
         with _time_limit(timeout, start, on_epoch) as checked_on_epoch:
             params = sum(parameter_counts(genome).values())
             model = ph.compile_genome(genome, seed=spec.seed)
+            if prepare is not None:
+                metrics.update(prepare(model))
             trained = ph.train(model, data, spec, on_epoch=checked_on_epoch, teacher=teacher)
             history = [
                 {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}

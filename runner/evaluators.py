@@ -89,12 +89,14 @@ def train_task(
     judge: JudgeFunction,
     teacher: Callable[[str], Any] | None = None,
     timeout: float = 0.0,
+    parent: Callable[[str], tuple[Any, Any]] | None = None,
 ) -> tuple[Evaluation, Any]:
     """Train ``task`` as every evaluator does: ``spec`` with the task's seed, epochs and
     distillation, judged after every epoch, with PyTorch's global generators left as found
-    (``teacher(id)`` loads the task's teacher, in there too). Returns the evaluation (with the
-    task's planned epochs and teacher, and the stop that ended it) and the model (None on
-    failure)."""
+    (``teacher(id)`` loads the task's teacher, in there too); a task that inherits starts
+    from the weights ``parent(id)`` loads (``(genome, model)``), or from scratch, the reason
+    recorded, when they cannot be loaded. Returns the evaluation (with the task's planned
+    epochs and teacher, and the stop that ended it) and the model (None on failure)."""
     from phenotypes import StopTraining
 
     spec = attrs.evolve(
@@ -114,10 +116,22 @@ def train_task(
 
     # Training seeds itself; anything else drawing from PyTorch's global generators (a
     # teacher's loading) must leave them as it found them.
+    prepare = None
+    if task.inherit_from is not None:
+
+        def prepare(model: Any) -> dict[str, Any]:
+            return inherit(task, model, data, parent)
+
     with rng.forked(spec.device):
         model = teacher(task.teacher) if task.teacher is not None and teacher else None
         evaluation, model = evaluate_candidate(
-            task.genome, data, spec, on_epoch=on_epoch, teacher=model, timeout=timeout
+            task.genome,
+            data,
+            spec,
+            on_epoch=on_epoch,
+            teacher=model,
+            timeout=timeout,
+            prepare=prepare,
         )
     metrics = {**evaluation.metrics, "planned_epochs": task.epochs}
     if task.teacher is not None:
@@ -127,6 +141,44 @@ def train_task(
         status = Status(stops[0].status)
         metrics.update(stops[0].details, epochs_saved=task.epochs - evaluation.epochs)
     return attrs.evolve(evaluation, status=status, metrics=metrics), model
+
+
+def inherit(
+    task: Task, model: Any, data: Any, parent: Callable[[str], tuple[Any, Any]] | None
+) -> dict[str, Any]:
+    """Give ``model`` (``task``'s network, just compiled) its parent's weights; the metrics
+    to record: where they came from, how much was copied, and the validation accuracy before
+    any training. A parent whose weights cannot be loaded leaves the model as compiled."""
+    import phenotypes as ph
+
+    try:
+        if parent is None:
+            raise FileNotFoundError("this evaluator has no parent weights")
+        genome, source = parent(task.inherit_from)
+        report = ph.inherit_weights(model, task.genome, source, genome)
+    except Exception as exc:  # a missing or corrupt file: from scratch, never a crash
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return {"inherit_failed": f"weights of {task.inherit_from}: {reason}"}
+    metrics: dict[str, Any] = {
+        "inherited_from": task.inherit_from,
+        "inherited_fraction": round(report.fraction, 6),
+    }
+    for name in ("identity", "zeroed", "fresh"):
+        if getattr(report, name):
+            metrics[f"inherited_{name}"] = list(getattr(report, name))
+    metrics["start_val_accuracy"] = ph.evaluate(model, data.x_val, data.y_val)
+    return metrics
+
+
+def load_parent(weights_dir: Path) -> Callable[[str], tuple[Any, Any]]:
+    """``parent(id)``: the genome and trained network of ``weights_dir/ID.pt``."""
+
+    def parent(individual: str) -> tuple[Any, Any]:
+        import phenotypes as ph
+
+        return ph.load_model(Path(weights_dir) / f"{individual}.pt")
+
+    return parent
 
 
 def model_bytes(genome: Any, model: Any) -> bytes:
@@ -155,7 +207,13 @@ class SerialEvaluator:
     def next(self) -> Outcome:
         task, judge = self._queued.pop(0)
         evaluation, model = train_task(
-            task, self.data, self.spec, judge.local, self._teacher_model, self.timeout
+            task,
+            self.data,
+            self.spec,
+            judge.local,
+            self._teacher_model,
+            self.timeout,
+            load_parent(self.weights_dir),
         )
         release_memory()
         return Outcome(task, evaluation, model)

@@ -94,8 +94,21 @@ class RayEvaluator:
                 content = (self.weights_dir / f"{task.teacher}.pt").read_bytes()
                 self._teachers = {task.teacher: self._ray.put(content)}  # one teacher at a time
             teacher = self._teachers[task.teacher]
+        parent = None
+        if task.inherit_from is not None:
+            try:  # a parent's file goes with its task (Ray moves a large one by the store)
+                parent = (self.weights_dir / f"{task.inherit_from}.pt").read_bytes()
+            except OSError as exc:
+                parent = f"{type(exc).__name__}: {exc.strerror or exc}"
         ref = self._remote.options(**self._options).remote(
-            task, judge.snapshot, self._data, self.spec, self.timeout, teacher, self._threads
+            task,
+            judge.snapshot,
+            self._data,
+            self.spec,
+            self.timeout,
+            teacher,
+            self._threads,
+            parent,
         )
         self._running[ref] = task
 
@@ -144,6 +157,7 @@ def _train(
     timeout: float,
     teacher: Any,
     threads: int,
+    parent: bytes | str | None = None,
 ) -> Outcome:
     """One candidate, in a Ray worker: the same training as every evaluator's."""
     import io
@@ -169,8 +183,15 @@ def _train(
         content = ray.get(teacher) if isinstance(teacher, ray.ObjectRef) else teacher
         return ph.load_model(io.BytesIO(content))[1]
 
+    def parent_model(individual: str) -> Any:
+        if isinstance(parent, str):  # why the engine could not read the file
+            raise OSError(parent)
+        return ph.load_model(io.BytesIO(parent))
+
     judge = snapshot.build()
-    evaluation, model = train_task(task, data, spec, judge, teacher_model, timeout)
+    evaluation, model = train_task(
+        task, data, spec, judge, teacher_model, timeout, parent_model if parent else None
+    )
     content = model_bytes(task.genome, model) if model is not None else None
     del model
     release_memory()

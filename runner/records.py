@@ -101,6 +101,12 @@ class Evaluation(Mapping):
         return self.metrics.get("teacher")
 
     @property
+    def inherited_from(self) -> str | None:
+        """The individual whose trained weights it started from (weight inheritance), if
+        any; None for a training from scratch."""
+        return self.metrics.get("inherited_from")
+
+    @property
     def transient(self) -> bool:
         """A failure that may not repeat (a timeout, running out of memory, a lost worker)."""
         if self.status != Status.FAILED:
@@ -130,7 +136,8 @@ class Task:
     """A candidate handed to an evaluator: train ``genome`` for ``epochs`` with ``seed``
     (derived from the run seed and the individual's id), distilling from ``teacher`` (an
     individual whose weights the run keeps) when given. A result depends on these fields only,
-    never on where or when it runs."""
+    never on where or when it runs. ``inherit_from`` names the individual whose trained weights
+    (kept in the run's ``weights/``) the network starts from; None: from scratch."""
 
     individual: str
     genome: Genome
@@ -145,18 +152,21 @@ class Task:
     parents: tuple[str, ...] = field(default=(), converter=tuple)
     operators: tuple[str, ...] = field(default=(), converter=tuple)
     phase: str = ""
+    inherit_from: str | None = None
 
     @property
-    def key(self) -> tuple[str, int, str | None]:
+    def key(self) -> tuple:
         """What decides its result beyond the seed, for reuse: see :func:`reuse_key`."""
-        return reuse_key(self.genome_hash, self.epochs, self.teacher)
+        return reuse_key(self.genome_hash, self.epochs, self.teacher, self.inherit_from)
 
 
-def reuse_key(genome_hash: str, planned_epochs: int, teacher: str | None) -> tuple:
+def reuse_key(
+    genome_hash: str, planned_epochs: int, teacher: str | None, inherited_from: str | None = None
+) -> tuple:
     """De-duplication reuses a result only for the same structure trained the same way: the
-    same planned epochs (succession trains for half of them in its primary phase) and the
-    same teacher (mimicry)."""
-    return (genome_hash, planned_epochs, teacher)
+    same planned epochs (succession trains for half of them in its primary phase), the same
+    teacher (mimicry) and the same starting weights (a parent's, or none)."""
+    return (genome_hash, planned_epochs, teacher, inherited_from)
 
 
 @frozen
@@ -207,6 +217,8 @@ class BestSummary:
     flops: int
     final_epochs: int
     operators: tuple[str, ...] = field(converter=tuple)
+    #: Where its final training started: ``scratch`` or its search ``weights``.
+    final_from: str = "scratch"
 
 
 @frozen
@@ -234,6 +246,10 @@ class Summary:
     device: str
     run_dir: str
     disk_bytes: int = 0
+    #: Bytes and files of RUN_DIR/weights/ at the end (with inheritance: about the
+    #: population's networks).
+    weights_bytes: int = 0
+    weights_files: int = 0
     #: Where candidates trained: ``serial``, ``local`` or ``ray``, with how many workers and
     #: the seconds they waited for work in all (None where the executor cannot tell).
     executor: str = "serial"

@@ -258,10 +258,10 @@ class Store(History):
 
     def reusable(self) -> dict[tuple, tuple[str, Evaluation]]:
         """The de-duplication cache: for each reuse key (genome hash, planned epochs,
-        teacher), the first evaluation a run may reuse and the individual it was made for.
-        Left out: children whose mutation failed (never trained), failures that may not
-        repeat, and trainings cut short (extinct or stopped: they say little of the genome
-        trained in full)."""
+        teacher, inherited weights), the first evaluation a run may reuse and the individual
+        it was made for. Left out: children whose mutation failed (never trained), failures
+        that may not repeat, and trainings cut short (extinct or stopped: they say little of
+        the genome trained in full)."""
         rows = self.db.execute(
             "SELECT * FROM evaluations WHERE status IN ('ok', 'failed')"
             " AND json_extract(metrics, '$.stage') IS NOT 'mutation' ORDER BY id DESC"
@@ -270,7 +270,12 @@ class Store(History):
         for row in rows:
             evaluation = evaluation_of(row)
             if not evaluation.transient:
-                key = reuse_key(row["genome_hash"], evaluation.planned_epochs, evaluation.teacher)
+                key = reuse_key(
+                    row["genome_hash"],
+                    evaluation.planned_epochs,
+                    evaluation.teacher,
+                    evaluation.inherited_from,
+                )
                 found[key] = (row["individual"], evaluation)
         return found
 

@@ -35,6 +35,7 @@ def summarize(
     of its final training, ``search_seconds`` the search's time without that training."""
     e, store = engine.experiment, engine.store
     totals = store.totals()
+    weights = engine.files.weights_usage()
     front = None
     if len(engine.objectives) > 1:
         # A failed candidate's costs are infinite: it is on no front worth reporting.
@@ -56,6 +57,7 @@ def summarize(
             flops=final["flops"],
             final_epochs=e.final_epochs,
             operators=lineage_operators(store, best.id),
+            final_from=final.get("final_from", "scratch"),
         ),
         dataset=e.dataset,
         strategy=e.strategy,
@@ -75,6 +77,8 @@ def summarize(
         device=engine.device,
         run_dir=str(engine.run_dir),
         disk_bytes=disk_bytes,
+        weights_bytes=weights[0],
+        weights_files=weights[1],
         **engine.evaluator.stats(),
         objectives=tuple(engine.objectives) if front is not None else None,
         pareto_front=front,
@@ -91,28 +95,38 @@ def champion(engine: Any) -> Any:
     return best_first(engine.population)[0]  # nothing finished: the least bad
 
 
-def finish(engine: Any, reporter: Any) -> dict[str, Any]:
-    """Train the run's champion again (``final_epochs``; 0 keeps its search weights), write
-    ``best/`` and ``summary.json``, and return the summary."""
+def _search_weights(files: Any, best: Any) -> Any:
+    """The network ``best`` was in the search, trained as it was then (None when no file of
+    it is kept)."""
     import phenotypes as ph
 
+    for saved in (files.best / "model.pt", files.weights_of(best.id)):
+        if saved.is_file():
+            genome, model = ph.load_model(saved)
+            if canonical_hash(genome) == canonical_hash(best.genome):
+                return model
+    return None  # only an equally accurate, larger network's
+
+
+def finish(engine: Any, reporter: Any) -> dict[str, Any]:
+    """Train the run's champion again (``final_epochs``; 0 keeps its search weights), write
+    ``best/`` and ``summary.json``, and return the summary. With ``final_from = "weights"``
+    the final training goes on from its search weights instead of starting from scratch."""
     e, files = engine.experiment, engine.files
     best = champion(engine)
     search_seconds = engine.seconds
     faults.reached("final")
     reporter.final_training(engine, best.genome)
     spec = attrs.evolve(engine.spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
-    model = None
+    model = start = None
     if not e.final_epochs:
-        for saved in (files.best / "model.pt", files.weights_of(best.id)):
-            if saved.is_file():
-                genome, model = ph.load_model(saved)
-                if canonical_hash(genome) == canonical_hash(best.genome):
-                    break
-                model = None  # an equally accurate, larger network's
+        model = _search_weights(files, best)
+    elif e.final_from == "weights":
+        start = _search_weights(files, best)  # none kept: from scratch, as the summary says
     final, _ = train_and_write(
-        best.genome, best.id, engine.data, e.dataset, spec, files.best, model=model
+        best.genome, best.id, engine.data, e.dataset, spec, files.best, model=model, start=start
     )
+    final["final_from"] = "weights" if start is not None or model is not None else "scratch"
     engine.store.set_meta(seconds=search_seconds)
     engine.store.fold_log()
     summary = summarize(engine, best, final, search_seconds, files.disk_usage()).to_dict()

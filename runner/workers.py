@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from .evaluation import release_memory
-from .evaluators import Judge, Outcome, model_bytes, train_task
+from .evaluators import Judge, Outcome, load_parent, model_bytes, train_task
 from .records import Evaluation, Status, Task
 
 #: Seconds between a worker's looks at whether the engine's process is still there.
@@ -234,7 +234,9 @@ def _serve(
                 os._exit(0)  # nobody is waiting for this training any more
             return judge(task, epoch, epochs, accuracy)
 
-        evaluation, model = train_task(task, data, spec, judged, teacher_model, timeout)
+        evaluation, model = train_task(
+            task, data, spec, judged, teacher_model, timeout, load_parent(weights_dir)
+        )
         content = model_bytes(task.genome, model) if model is not None else None
         del model
         outbox.send(Outcome(task, evaluation, None, content, tuple(judge.events), name))

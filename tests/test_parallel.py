@@ -1,9 +1,11 @@
 """Candidates trained on several workers: worker processes of this machine and Ray tasks give
 the run one worker gives, failures stay with their candidate, and no worker outlives a run."""
 
+import importlib.util
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,6 +49,9 @@ RUN_DEPENDENT = (
     "final_training_seconds",
     "run_dir",
     "disk_bytes",
+    "weights_bytes",
+    # keep_weights keeps the last trainings to arrive, which depends on the workers' timing.
+    "weights_files",
     "executor",
     "workers",
     "worker_idle_seconds",
@@ -125,6 +130,26 @@ def test_ray_decides_as_one_worker(tmp_path, serial):
     assert _finished(tmp_path / "run", "--executor", "ray", "--workers", "2", env=env) == serial
 
 
+@pytest.mark.slow
+def test_inheriting_children_get_their_parents_weights_on_every_executor(tmp_path):
+    """Weight inheritance: local workers read a parent's file, Ray gets its bytes with the
+    task; the run is the same as on one worker, and its children did inherit."""
+    values = {**EIGEN, "inherit": True}
+    one = _finished(tmp_path / "one", values=values)
+    inherited = sqlite3.connect(tmp_path / "one" / "ecogen.sqlite").execute(
+        "SELECT count(*) FROM evaluations WHERE json_extract(metrics, '$.inherited_from')"
+        " IS NOT NULL"
+    )
+    assert inherited.fetchone()[0] >= 4
+    assert _finished(tmp_path / "two", "--workers", "2", values=values) == one
+    if importlib.util.find_spec("ray") is not None:
+        temp = tmp_path / ("t" * 40)
+        temp.mkdir()
+        env = {**ENV, "TMPDIR": str(temp)}
+        flags = ("--executor", "ray", "--workers", "2")
+        assert _finished(tmp_path / "ray", *flags, values=values, env=env) == one
+
+
 def test_a_local_ray_keeps_its_sockets_under_the_unix_limit(tmp_path):
     from runner.ray_cluster import _AFTER_ROOT, _SOCKET_PATH_MAX, local_ray_root
 
@@ -188,6 +213,7 @@ def _cmdline(pid: int) -> str:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from /proc")
+@pytest.mark.slow
 def test_a_run_killed_with_two_workers_busy_resumes_to_the_same_result(tmp_path, serial):
     """SIGKILL of the engine mid-generation: its workers leave by themselves, and the run
     resumes (here with one worker) to the run never stopped."""
@@ -206,7 +232,10 @@ def test_a_run_killed_with_two_workers_busy_resumes_to_the_same_result(tmp_path,
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from /proc")
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)],
+)
 def test_ctrl_c_and_sigterm_stop_every_worker_and_the_run_resumes(tmp_path, serial, sig, code):
     run_dir = tmp_path / "run"
     proc = _evolve(run_dir, "--workers", "2")
@@ -323,6 +352,7 @@ class EvenEpochCut(Strategy):
 """
 
 
+@pytest.mark.slow
 def test_a_plugins_per_epoch_hook_decides_in_workers_as_in_the_engine(tmp_path, install_plugin):
     """The per-epoch contract (docs/writing-a-strategy.md): a plugin's hook, run in worker
     processes from the strategies' state as the generation began, stops the same trainings
@@ -365,7 +395,9 @@ def test_gpu_workers_train_on_their_gpus_and_give_memory_back(tmp_path):
     assert allocated and max(allocated[-4:]) <= allocated[0] + 64 * 2**20
 
 
-@pytest.mark.parametrize("limit", [{"max_evaluations": 7}, {"max_epochs": 11}])
+@pytest.mark.parametrize(
+    "limit", [{"max_evaluations": 7}, pytest.param({"max_epochs": 11}, marks=pytest.mark.slow)]
+)
 def test_budgets_stop_two_workers_where_they_stop_one(tmp_path, limit):
     """A budget reached mid-generation: the engine waits for the trainings under way before
     it decides a candidate that might lie past it, so two workers stop where one does."""

@@ -54,13 +54,17 @@ EIGEN_RUN = {
         "succession": {"primary_epochs": 2, "secondary_epochs": 2},
         "extinction": {"threshold": "kth", "k": 1},
     },
+    # Children start from their parents' weights: resume and workers must carry them too.
+    # For all the epochs, so that extinction's landmarks still cut some of them short.
+    "inherit": True,
+    "inherit_epochs": 2,
 }
 
 # Summary fields that differ between two runs of one experiment, left out of comparisons:
 # wall-clock times (seconds, final_training_seconds), where the run lives (run_dir), and its size
 # on disk (disk_bytes: SQLite's page layout and write-ahead log depend on when each process
 # stopped and checkpointed, and a resumed run writes its status and times again).
-RUN_DEPENDENT = ("seconds", "final_training_seconds", "run_dir", "disk_bytes")
+RUN_DEPENDENT = ("seconds", "final_training_seconds", "run_dir", "disk_bytes", "weights_bytes")
 
 
 def _config(tmp_path: Path, values: dict) -> Path:
@@ -160,15 +164,25 @@ def eigen(tmp_path_factory) -> tuple[Path, dict]:
 # --- a hard kill at any moment, then `ecogen resume` -------------------------------------------
 
 
+# One crash point runs in `make test`, every one in `make test-slow` (CI runs both).
+_SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "point",
     [
-        "epoch:3",  # during a candidate's training (after its first epoch of two)
-        "weights:2",  # weights written, evaluation not yet stored
-        "record:4",  # inside the transaction that stores an evaluation
-        "evaluation:6",  # between two evaluations
-        "checkpoint:2",  # inside the transaction of generation 1's checkpoint
-        "final:1",  # the search done, at the final training of the best
+        # during a candidate's training (after its first epoch of two)
+        pytest.param("epoch:3", marks=_SLOW),
+        # weights written, evaluation not yet stored
+        pytest.param("weights:2", marks=_SLOW),
+        # inside the transaction that stores an evaluation
+        "record:4",
+        # between two evaluations
+        pytest.param("evaluation:6", marks=_SLOW),
+        # inside the transaction of generation 1's checkpoint
+        pytest.param("checkpoint:2", marks=_SLOW),
+        # the search done, at the final training of the best
+        pytest.param("final:1", marks=_SLOW),
     ],
 )
 def test_a_run_killed_at_any_moment_resumes_to_the_same_result(tmp_path, eigen, point):
@@ -182,6 +196,7 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_result(tmp_path, eigen, 
     assert _outcome(run) == expected
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_its_evaluation_budget_resumes_to_the_same_result(tmp_path):
     """Killed after the last evaluation its budget allows, before that generation's checkpoint:
     the resumed run must count the evaluations it replays, not all those the store holds."""
@@ -244,7 +259,10 @@ def test_a_run_killed_from_outside_resumes_to_the_same_result(tmp_path, eigen):
     assert _outcome(run) == expected
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)],
+)
 def test_ctrl_c_and_sigterm_stop_gracefully_and_say_how_to_resume(tmp_path, eigen, sig, code):
     config, expected = eigen
     run = tmp_path / "run"
@@ -275,6 +293,7 @@ def test_crash_points_are_off_by_default_and_checked(monkeypatch):
 # --- one writer per run directory --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_evolve_is_refused_while_the_first_runs_and_resume_works_after_a_kill(
     tmp_path, eigen
 ):

@@ -20,11 +20,14 @@ def plugins() -> None:
 
     table = operators.registered(reload=True)
     width = max(len(n) for n in table)
-    click.echo("operators:")
+    click.echo("operators (preserves: whether an inheriting child computes its parent's function):")
     for name, info in table.items():
         effect = str(info.effect) if info.effect else "-"
         off = "" if info.weight else " (off unless [weights] give it a weight)"
-        click.echo(f"  {name:<{width}}  {info.provider:<12} {effect:<20} {info.changes}{off}")
+        click.echo(
+            f"  {name:<{width}}  {info.provider:<12} {effect:<20} preserves={info.preserves:<12}"
+            f" {info.changes}{off}"
+        )
     crossovers = operators.registered_crossovers(reload=True)
     click.echo("crossovers:")
     for name, info in crossovers.items():

@@ -91,6 +91,29 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
         },
     ),
     (
+        ("--inherit/--no-inherit",),
+        {
+            "default": None,
+            "help": "Children start from their parent's trained weights (see"
+            " docs/inheritance.md) [default: no].",
+        },
+    ),
+    (
+        ("--inherit-epochs",),
+        {
+            "type": click.IntRange(0),
+            "help": "Epochs of a child that inherits weights (0: half of --epochs) [default: 0].",
+        },
+    ),
+    (
+        ("--final-from",),
+        {
+            "type": click.Choice(["scratch", "weights"]),
+            "help": "The final training of the best starts from scratch or from its search"
+            " weights [default: scratch].",
+        },
+    ),
+    (
         ("--strategy", "-s"),
         {
             "multiple": True,

@@ -1,0 +1,254 @@
+"""Weight inheritance: children start from their parents' trained weights.
+
+What a user relies on: an operator declared ``exact`` gives a child that computes its parent's
+function before any training; the function-preserving starts of added layers hold where their
+conditions do; a search with inheritance passes parents' weights to children (trained for fewer
+epochs), keeps the population's weights and nothing more, and survives a missing parent file.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import attrs
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import genomics as G
+import operators as ops
+import phenotypes as ph
+from operators.testing import check_function_preserved, genomes, trained_like
+from runner import config as cfg
+from runner.session import start
+
+EXACT = [name for name, info in ops.registered().items() if info.preserves == "exact"]
+
+
+@pytest.mark.parametrize("name", ops.names())
+def test_every_operator_declares_whether_it_preserves_the_function(name):
+    assert ops.get(name).preserves in ops.PRESERVES
+
+
+def test_an_operator_declared_with_an_unknown_preservation_is_refused():
+    with pytest.raises(ValueError, match="preserves: must be one of exact, approximate, not"):
+        ops.mutation(changes="x", preserves="mostly")
+
+
+@pytest.mark.parametrize("name", EXACT)
+@given(genome=genomes(), seed=st.integers(0, 2**31 - 1))
+def test_an_exact_operators_inheriting_child_computes_its_parents_function(name, genome, seed):
+    """On random genomes with random trained-like weights, before any training, in evaluation
+    mode: every output within 1e-4 of the parent's."""
+    check_function_preserved(name, genome, random.Random(seed), seed=seed % 1000)
+
+
+def _chain() -> G.Genome:
+    """Post-ReLU maps everywhere, a convolution reading a convolution, global pooling: where
+    the approximate operators' starts are exact."""
+    return G.Genome(
+        (1, 8, 8),
+        4,
+        [
+            G.Node("input", G.Input()),
+            G.Node("conv1", G.Conv(6), ("input",)),
+            G.Node("conv2", G.Conv(8), ("conv1",)),
+            G.Node("pool1", G.Pool("avg", global_pool=True), ("conv2",)),
+            G.Node("classifier", G.Dense(4, activation="none"), ("pool1",)),
+            G.Node("output", G.Output(), ("classifier",)),
+        ],
+    )
+
+
+def _replace(genome: G.Genome, node_id: str, **changes) -> G.Genome:
+    nodes = [
+        attrs.evolve(n, gene=attrs.evolve(n.gene, **changes)) if n.id == node_id else n
+        for n in genome.nodes
+    ]
+    return G.validate(attrs.evolve(genome, nodes=tuple(nodes)))
+
+
+def _insert(genome: G.Genome, after: str, node: G.Node) -> G.Genome:
+    nodes = []
+    for n in genome.nodes:
+        if after in n.inputs:
+            n = attrs.evolve(n, inputs=tuple(node.id if i == after else i for i in n.inputs))
+        nodes.append(n)
+        if n.id == after:
+            nodes.append(node)
+    return G.validate(attrs.evolve(genome, nodes=tuple(nodes)))
+
+
+def _outputs_after_inheriting(parent_genome: G.Genome, child_genome: G.Genome):
+    parent = trained_like(ph.compile_genome(parent_genome, seed=0), 0)
+    child = ph.compile_genome(child_genome, seed=1)
+    report = ph.inherit_weights(child, child_genome, parent, parent_genome)
+    x = torch.rand((8, *parent_genome.input_shape), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        return parent(x), child.eval()(x), report
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "identical",
+        "added convolution",
+        "more channels",
+        "larger kernel",
+        "added dense layer",
+        "added SEP-Net module",
+    ],
+)
+def test_function_preserving_starts_hold_where_their_conditions_do(change):
+    """Each approximate operator's start is exact on a genome that meets its conditions
+    (non-negative inputs to added ReLUs, layers reading the changed one that can take zero
+    weights, a kernel that grows, a dense layer as wide as its input)."""
+    parent = _chain()
+    child = {
+        "identical": parent,
+        "added convolution": _insert(parent, "conv1", G.Node("conv9", G.Conv(6), ("conv1",))),
+        "more channels": _replace(parent, "conv1", out_channels=11),
+        "larger kernel": _replace(parent, "conv2", kernel=5, padding=2),
+        "added dense layer": _insert(parent, "pool1", G.Node("dense9", G.Dense(12), ("pool1",))),
+        "added SEP-Net module": G.validate(
+            attrs.evolve(
+                parent,
+                nodes=(
+                    *parent.nodes[:3],
+                    *G.sep_module("sep9", "conv2", 8, groups=2),
+                    attrs.evolve(parent.nodes[3], inputs=("sep9",)),
+                    *parent.nodes[4:],
+                ),
+            )
+        ),
+    }[change]
+    want, got, report = _outputs_after_inheriting(parent, child)
+    assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
+    if change == "identical":
+        assert report.fraction == 1.0
+    if change in ("added convolution", "added dense layer"):
+        assert report.identity
+    if change == "added SEP-Net module":
+        assert report.zeroed == ("sep9_restore",)
+
+
+def test_fewer_channels_keep_the_first_filters_and_a_stride_change_keeps_its_weights():
+    parent_genome = _chain()
+    parent = trained_like(ph.compile_genome(parent_genome, seed=0), 0)
+    for child_genome in (
+        _replace(parent_genome, "conv2", out_channels=5),
+        _replace(parent_genome, "conv1", stride=2),
+    ):
+        child = ph.compile_genome(child_genome, seed=1)
+        ph.inherit_weights(child, child_genome, parent, parent_genome)
+        n = child.conv2.weight.shape[0]
+        assert torch.equal(child.conv2.weight, parent.conv2.weight[:n])
+        assert torch.equal(child.conv2_bn.running_var, parent.conv2_bn.running_var[:n])
+        assert torch.equal(child.conv1.weight, parent.conv1.weight)
+
+
+# --- a search with inheritance -------------------------------------------------------------
+
+RUN = {
+    "dataset": "digits",
+    "init": "minimal",
+    "population": 3,
+    "generations": 2,
+    "epochs": 2,
+    "final_epochs": 1,
+    "seed": 5,
+    "device": "cpu",
+    "keep_weights": 0,
+    "inherit": True,
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ph.load_dataset("digits", seed=RUN["seed"])
+
+
+def _run(tmp_path: Path, digits, **values) -> tuple[dict, list]:
+    experiment = cfg.from_dict({**RUN, "run_dir": str(tmp_path / "run"), **values})
+    engine = start(experiment, digits)
+    try:
+        summary = engine.run()
+        rows = {r["id"]: r for r in engine.store.individuals()}
+        evaluations = {r: engine.store.evaluation(rows[r]["evaluation"]) for r in rows}
+        population = [i.id for i in engine.population]
+    finally:
+        engine.store.close()
+    return summary, rows, evaluations, population
+
+
+def test_children_start_from_their_parents_weights_for_fewer_epochs(tmp_path, digits):
+    summary, rows, evaluations, population = _run(tmp_path, digits)
+    children = [i for i in rows if rows[i]["generation"] > 0 and not rows[i]["reused"]]
+    assert children
+    for child in children:
+        evaluation = evaluations[child]
+        assert evaluation.inherited_from == rows[child]["parents"][0]
+        assert evaluation.planned_epochs == 1  # half of 2
+        assert 0 < evaluation.metrics["inherited_fraction"] <= 1
+        assert 0 <= evaluation.metrics["start_val_accuracy"] <= 1
+    # A child of exact operators only starts knowing exactly what its parent knew.
+    exact = [c for c in children if all(op in EXACT for op in rows[c]["operators"])]
+    assert exact, "this seed's run has no child of exact operators only; pick another seed"
+    for child in exact:
+        parent = evaluations[rows[child]["parents"][0]]
+        assert evaluations[child].metrics["start_val_accuracy"] == parent.val_accuracy
+    # Kept: the weights of the population, nothing else (keep_weights = 0), and counted.
+    kept = {p.stem for p in (tmp_path / "run" / "weights").glob("*.pt")}
+    assert kept <= set(population) | {summary["best"]["id"]}
+    assert set(population) <= kept
+    assert summary["weights_files"] == len(kept) and summary["weights_bytes"] > 0
+
+
+def test_a_missing_parent_weight_file_makes_the_child_train_from_scratch(tmp_path, digits):
+    from runner.evaluators import load_parent, train_task
+    from runner.records import Task
+
+    genome = G.minimal((1, 8, 8), 10)
+    task = Task("g1_0", genome, G.canonical_hash(genome), 1, 7, 1, inherit_from="g0_1")
+    evaluation, model = train_task(
+        task,
+        digits,
+        ph.TrainSpec(device="cpu"),
+        lambda *a: None,
+        parent=load_parent(tmp_path / "weights"),
+    )
+    assert evaluation.ok and model is not None
+    assert evaluation.inherited_from is None
+    assert evaluation.metrics["inherit_failed"].startswith("weights of g0_1: FileNotFoundError")
+    # A corrupt file too.
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "g0_1.pt").write_bytes(b"not a model")
+    evaluation, _ = train_task(
+        task,
+        digits,
+        ph.TrainSpec(device="cpu"),
+        lambda *a: None,
+        parent=load_parent(tmp_path / "weights"),
+    )
+    assert evaluation.ok and "inherit_failed" in evaluation.metrics
+
+
+def test_the_final_training_can_go_on_from_the_search_weights(tmp_path, digits):
+    summary, *_ = _run(tmp_path, digits, final_from="weights", generations=1)
+    assert summary["best"]["final_from"] == "weights"
+
+
+def test_inherit_must_be_true_or_false():
+    with pytest.raises(cfg.ConfigError, match="inherit: must be true or false, got 'yes'"):
+        cfg.from_dict({"inherit": "yes"})
+    with pytest.raises(cfg.ConfigError, match="final_from"):
+        cfg.from_dict({"final_from": "parents"})
+
+
+def test_a_stored_configuration_without_inherit_resumes_without_it():
+    """Runs made before inheritance existed trained every candidate from scratch."""
+    assert cfg.INTRODUCED["inherit"] is False
+    stored = cfg.from_dict({**cfg.INTRODUCED, "dataset": "digits"})
+    assert not stored.inherit and stored.final_from == "scratch"
