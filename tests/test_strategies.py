@@ -497,7 +497,7 @@ def _trace(run_dir):
     return rows, events, strategy
 
 
-@pytest.mark.parametrize("preset", ["eigen", "nsga2"])
+@pytest.mark.parametrize("preset", ["eigen", pytest.param("nsga2", marks=pytest.mark.slow)])
 def test_a_strategy_resumes_exactly_after_an_interrupt(tmp_path, preset):
     values = {**PRESET_RUN, "strategy": [preset], "strategies": PRESET_OPTIONS.get(preset, {})}
     values["generations"] = 3
