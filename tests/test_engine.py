@@ -523,14 +523,19 @@ def test_the_store_offers_for_reuse_only_what_may_stand_for_a_training(tmp_path)
         "old-oom": Evaluation(Status.FAILED, reason="OutOfMemoryError: CUDA out of memory"),
         "diverged": Evaluation(Status.FAILED, reason="diverged: loss nan", metrics={}),
         "mutation": Evaluation(Status.FAILED, reason="mutation: x", metrics={"stage": "mutation"}),
+        "inherited": Evaluation(
+            Status.OK, fitness=[0.6], metrics={"planned_epochs": 2, "inherited_from": "g0_1"}
+        ),
     }
     for name, evaluation in cases.items():
         store.add_evaluation(name, f"hash-{name}", evaluation)
     reusable = {key[0].removeprefix("hash-"): key for key in store.reusable()}
     store.close()
-    assert set(reusable) == {"ok", "taught", "diverged"}
-    assert reusable["ok"] == ("hash-ok", 4, None)
-    assert reusable["taught"] == ("hash-taught", 4, "g0_0")
+    assert set(reusable) == {"ok", "taught", "diverged", "inherited"}
+    # Genome, planned epochs, teacher and the weights it started from.
+    assert reusable["ok"] == ("hash-ok", 4, None, None)
+    assert reusable["taught"] == ("hash-taught", 4, "g0_0", None)
+    assert reusable["inherited"] == ("hash-inherited", 2, None, "g0_1")
 
 
 # --- the run store ------------------------------------------------------------------------------
