@@ -11,7 +11,13 @@ Imports genomics and deap, never torch. Hypothesis strategies for testing operat
 
 from . import crossovers, mutations
 from .config import DEFAULT_CONFIG, MutationConfig
-from .duplication import Block, duplicate_blocks, duplication_candidates, feature_blocks
+from .duplication import (
+    Block,
+    copied_nodes,
+    duplicate_blocks,
+    duplication_candidates,
+    feature_blocks,
+)
 from .effects import KINDS, Effect, layer_census
 from .errors import NotApplicable, PluginError
 from .individual import Fitness, Individual, same_genome
@@ -63,6 +69,7 @@ __all__ = [
     "PluginError",
     "Registry",
     "admits",
+    "copied_nodes",
     "cross",
     "crossover",
     "crossover_names",

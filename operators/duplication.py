@@ -47,7 +47,13 @@ from .config import DEFAULT_CONFIG, MutationConfig
 from .effects import layer_census
 from .errors import NotApplicable
 
-__all__ = ["Block", "duplicate_blocks", "duplication_candidates", "feature_blocks"]
+__all__ = [
+    "Block",
+    "copied_nodes",
+    "duplicate_blocks",
+    "duplication_candidates",
+    "feature_blocks",
+]
 
 # Blocks depend on shapes only; a genome over some run's bounds still has blocks, and the bounds
 # are checked on what is built from them.
@@ -163,8 +169,11 @@ class _Ids:
         return node_id
 
 
-def _repeat(genome: Genome, block: Block, times: int, ids: _Ids) -> Genome:
-    """``genome`` with ``times - 1`` copies of ``block`` chained after it."""
+def _repeat(
+    genome: Genome, block: Block, times: int, ids: _Ids, sources: dict[str, str] | None = None
+) -> Genome:
+    """``genome`` with ``times - 1`` copies of ``block`` chained after it; ``sources`` gets
+    each copy's id -> the id of the node it copies."""
     members = set(block.nodes)
     # Read the block from the genome as it is now: an earlier repeat may have rewired its entry.
     entry = _entry(genome, block)
@@ -175,6 +184,8 @@ def _repeat(genome: Genome, block: Block, times: int, ids: _Ids) -> Genome:
         for node_id in block.nodes:
             node = genome.node(node_id)
             renamed[node_id] = ids(node.gene.TYPE)
+            if sources is not None:
+                sources[renamed[node_id]] = sources.get(node_id, node_id)
             inputs = tuple(
                 renamed[i] if i in members else previous if i == entry else i for i in node.inputs
             )
@@ -194,7 +205,11 @@ def _label(index: int, block: Block) -> str:
 
 
 def _duplicate(
-    genome: Genome, blocks: list[Block], repeats: Sequence[int], bounds: Bounds
+    genome: Genome,
+    blocks: list[Block],
+    repeats: Sequence[int],
+    bounds: Bounds,
+    sources: dict[str, str] | None = None,
 ) -> Genome:
     if len(repeats) != len(blocks):
         raise NotApplicable(
@@ -212,7 +227,7 @@ def _duplicate(
     for index, (block, times) in enumerate(zip(blocks, repeats, strict=True)):
         if times == 1:
             continue
-        out = _repeat(out, block, times, ids)
+        out = _repeat(out, block, times, ids, sources)
         try:
             infer_shapes(out, bounds)
         except GenomeError as exc:
@@ -236,6 +251,16 @@ def duplicate_blocks(
     the number of blocks or a count is below 1.
     """
     return _duplicate(genome, feature_blocks(genome), repeats, bounds)
+
+
+def copied_nodes(
+    genome: Genome, repeats: Sequence[int], *, bounds: Bounds = DEFAULT_BOUNDS
+) -> dict[str, str]:
+    """Which node of ``genome`` each node :func:`duplicate_blocks` adds copies: ``{copy id:
+    original id}`` (weight inheritance gives a copy its original's weights)."""
+    sources: dict[str, str] = {}
+    _duplicate(genome, feature_blocks(genome), repeats, bounds, sources)
+    return sources
 
 
 def _combinations(rng: random.Random, blocks: int, max_repeat: int, tries: int) -> Iterator:

@@ -16,9 +16,10 @@ did wherever that is possible (network morphisms, Net2Net):
 Added layers start as the identity where one exists: a convolution as a Dirac kernel with its
 batch norm passing its input through (in evaluation mode), a dense layer as an identity matrix
 (when it is at least as wide as its input); the branch an added join brings in that ends in a
-new convolution starts at zero (its last scale zeroed), so the sum is the old path. After a
-ReLU-free input the ReLU of an added layer is not the identity: that is why those operators
-are declared ``approximate`` (``operators.OperatorInfo.preserves``).
+new convolution starts at zero (its last scale zeroed), so the sum is the old path. For an
+input that can be negative the ReLU of an added layer is not the identity: that is why those
+operators are declared ``approximate`` (``operators.OperatorInfo.preserves``). Blocks that gene
+duplication repeats under new ids inherit their originals' weights, given the copy map.
 """
 
 from __future__ import annotations
@@ -52,15 +53,25 @@ class Inheritance:
 
 
 def inherit_weights(
-    child: nn.Module, child_genome: Genome, parent: nn.Module, parent_genome: Genome
+    child: nn.Module,
+    child_genome: Genome,
+    parent: nn.Module,
+    parent_genome: Genome,
+    copies: dict[str, str] | None = None,
 ) -> Inheritance:
     """Copy ``parent``'s weights (``parent_genome``'s compiled module) into ``child`` (just
-    compiled from ``child_genome``) in place, as the module docstring describes."""
+    compiled from ``child_genome``) in place, as the module docstring describes. ``copies``
+    maps nodes of the child that copy a parent's node under another id (gene duplication's
+    repeated blocks) to that node: they get its weights."""
     c_names, p_names = child.meta["module_names"], parent.meta["module_names"]
     c_mods, p_mods = dict(child.named_modules()), dict(parent.named_modules())
     c_shapes, p_shapes = infer_shapes(child_genome), infer_shapes(parent_genome)
     old = {n.id: n for n in parent_genome.nodes}
-    new_ids = {n.id for n in child_genome.nodes if n.id not in old}
+    source_of = {n.id: n.id for n in child_genome.nodes if n.id in old}
+    source_of.update(
+        (copy, original) for copy, original in (copies or {}).items() if original in old
+    )
+    new_ids = {n.id for n in child_genome.nodes if n.id not in source_of}
     copied = layers = 0
     identity: list[str] = []
     fresh: list[str] = []
@@ -74,7 +85,8 @@ def inherit_weights(
             if not isinstance(gene, (Conv, Dense)):
                 continue
             layer = module(c_names, c_mods, nid)
-            before = old.get(nid)
+            pid = source_of.get(nid)
+            before = old.get(pid) if pid is not None else None
             if before is None:
                 if _start_as_identity(gene, layer, module(c_names, c_mods, f"{nid}_bn")):
                     identity.append(nid)
@@ -84,7 +96,7 @@ def inherit_weights(
             if type(before.gene) is not type(gene):
                 fresh.append(nid)
                 continue
-            source = module(p_names, p_mods, nid)
+            source = module(p_names, p_mods, pid)
             if isinstance(gene, Conv):
                 if before.gene.groups != gene.groups:
                     fresh.append(nid)
@@ -92,7 +104,7 @@ def inherit_weights(
                 copied += _copy_conv(source, layer)
                 bn, old_bn = (
                     module(c_names, c_mods, f"{nid}_bn"),
-                    module(p_names, p_mods, f"{nid}_bn"),
+                    module(p_names, p_mods, f"{pid}_bn"),
                 )
                 if bn is not None and old_bn is not None:
                     copied += _copy_batch_norm(old_bn, bn)

@@ -219,6 +219,7 @@ class Candidates:
             operators=ind.operators,
             phase=ind.phase,
             inherit_from=parent,
+            copies=tuple(sorted(getattr(ind, "copies", {}).items())) if parent else (),
         )
         if advice is None:
             return task
@@ -243,7 +244,9 @@ class Candidates:
         if not self.engine.experiment.inherit or not ind.parents:
             return None
         first = ind.parents[0]
-        parent = next((p for p in self.engine.population if p.id == first), None)
+        # A proposal may come from the best so far, whose weights are kept, population or not.
+        known = [*self.engine.population, self.engine.context.best]
+        parent = next((p for p in known if p is not None and p.id == first), None)
         if parent is None:
             return None
         evaluation = getattr(parent, "evaluation", None)

@@ -240,6 +240,7 @@ class Engine:
                 proposal.genome, f"g{gen}_{len(offspring)}", list(proposal.parents), gen
             )
             child.operators = list(proposal.operators)
+            child.copies = dict(proposal.copies)
             self._record("proposed", proposal.source or "strategy", child.id, proposal.note)
             offspring.append(child)
         crossed = variation.crossing(

@@ -155,7 +155,7 @@ def inherit(
         if parent is None:
             raise FileNotFoundError("this evaluator has no parent weights")
         genome, source = parent(task.inherit_from)
-        report = ph.inherit_weights(model, task.genome, source, genome)
+        report = ph.inherit_weights(model, task.genome, source, genome, dict(task.copies))
     except Exception as exc:  # a missing or corrupt file: from scratch, never a crash
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         return {"inherit_failed": f"weights of {task.inherit_from}: {reason}"}

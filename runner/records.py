@@ -153,6 +153,9 @@ class Task:
     operators: tuple[str, ...] = field(default=(), converter=tuple)
     phase: str = ""
     inherit_from: str | None = None
+    #: Nodes that copy one of ``inherit_from``'s under another id (gene duplication), as
+    #: ``(copy id, original id)`` pairs: they inherit their original's weights.
+    copies: tuple[tuple[str, str], ...] = field(default=(), converter=tuple)
 
     @property
     def key(self) -> tuple:

@@ -243,6 +243,9 @@ class Duplication(Strategy):
                 operators=("gene_duplication",),
                 source=self.name,
                 note={"source": source.id, "repeats": list(repeats)},
+                copies=ops.copied_nodes(
+                    source.genome, repeats, bounds=context.mutation_config.bounds
+                ),
             )
             for genome, repeats in made
         ]

@@ -92,14 +92,17 @@ class Stop:
 @attrs.frozen
 class Proposal:
     """A candidate a strategy makes by other means than mutation (gene duplication): its genome,
-    the ids it comes from, the operator names to record, the proposing strategy's name and a
-    JSON-serializable note (recorded as a ``proposed`` event)."""
+    the ids it comes from, the operator names to record, the proposing strategy's name, a
+    JSON-serializable note (recorded as a ``proposed`` event) and, for nodes that copy nodes of
+    its first parent under other ids, ``copies`` (copy id -> original id), so that with weight
+    inheritance a copy starts from its original's weights."""
 
     genome: Any
     parents: tuple[str, ...]
     operators: tuple[str, ...]
     source: str = ""
     note: dict[str, Any] = attrs.field(factory=dict)
+    copies: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -149,6 +149,30 @@ def test_fewer_channels_keep_the_first_filters_and_a_stride_change_keeps_its_wei
         assert torch.equal(child.conv1.weight, parent.conv1.weight)
 
 
+def test_blocks_repeated_by_gene_duplication_inherit_their_originals_weights():
+    parent_genome = _chain()
+    blocks = ops.feature_blocks(parent_genome)
+    repeats = [2] + [1] * (len(blocks) - 1)
+    child_genome = ops.duplicate_blocks(parent_genome, repeats)
+    copies = ops.copied_nodes(parent_genome, repeats)
+    assert copies and set(copies.values()) <= set(blocks[0].nodes)
+    assert set(copies) == {n.id for n in child_genome.nodes} - {n.id for n in parent_genome.nodes}
+    parent = trained_like(ph.compile_genome(parent_genome, seed=0), 0)
+    child = ph.compile_genome(child_genome, seed=1)
+    report = ph.inherit_weights(child, child_genome, parent, parent_genome, copies)
+    same = 0
+    for copy, original in copies.items():
+        if isinstance(child_genome.node(copy).gene, G.Conv):
+            got, want = getattr(child, copy).weight, getattr(parent, original).weight
+            # The overlap is the original's (a copy at the block's start reads the block's
+            # output, whose channels may differ from the original's input).
+            i = min(got.shape[1], want.shape[1])
+            assert torch.equal(got[:, :i], want[:, :i])
+            same += got.shape == want.shape
+    assert same >= 1
+    assert not report.fresh and not report.identity
+
+
 # --- a search with inheritance -------------------------------------------------------------
 
 RUN = {
