@@ -155,7 +155,10 @@ class Candidates:
             "inherited_from": slot.task.inherit_from,
         }
         self.events.setdefault(ind.id, []).append(e.event("reused", "engine", ind.id, why))
-        if e.experiment.inherit:  # its children inherit what its result was trained into
+        # Its children inherit what its result was trained into. Copied only from where every
+        # worker count and a resumed run find the file alike: the population, this generation,
+        # the best as the generation began (not from the last ``keep_weights`` to arrive).
+        if e.experiment.inherit and source in self._kept_alike():
             e.files.copy_weights(source, ind.id)
         slot.reused = True
         self._store(slot, evaluation)
@@ -235,6 +238,12 @@ class Candidates:
             distill_temperature=advice.temperature,
             distill_weight=advice.weight,
         )
+
+    def _kept_alike(self) -> set[str]:
+        """Individuals whose weights are kept however the generation's trainings interleave."""
+        e = self.engine
+        best = e.context.best
+        return {p.id for p in e.population} | self.current | ({best.id} if best else set())
 
     def _weights_parent(self, ind: ops.Individual) -> str | None:
         """The individual whose weights ``ind`` inherits (``inherit``): its first parent,
