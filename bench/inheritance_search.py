@@ -3,7 +3,7 @@
 Each run is a tournament search with the same budget of training epochs (``max_epochs``) and
 the same size limit; one variant trains every candidate from scratch, the other lets every child
 start from its parent's trained weights (``inherit = true``, ``inherit_epochs`` epochs each:
-``--inherit-epochs``, 0 for half of ``--epochs``). Reported per variant (median over seeds):
+``--inherit-epochs``, 0 for a quarter of ``--epochs``). Reported per variant (median over seeds):
 
 - the best validation accuracy the search found, and the training epochs it spent until its
   best first reached the from-scratch run's final best (same seed): the inherited run's share of
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=8, help="per candidate")
-    parser.add_argument("--inherit-epochs", type=int, default=0, help="0: half of --epochs")
+    parser.add_argument("--inherit-epochs", type=int, default=0, help="0: a quarter of --epochs")
     parser.add_argument("--budget", type=int, default=240, help="training epochs per run")
     parser.add_argument("--final-epochs", type=int, default=15)
     parser.add_argument("--max-params", type=int, default=100_000)
@@ -146,7 +146,7 @@ def main() -> None:
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     print(
         f"## {args.dataset}: population {args.population}, {args.epochs} epochs per candidate"
-        f" (inherited children: {args.inherit_epochs or -(-args.epochs // 2)}), {args.budget}"
+        f" (inherited children: {args.inherit_epochs or -(-args.epochs // 4)}), {args.budget}"
         f" training epochs per run, final training {args.final_epochs} epochs from scratch,"
         f" max_params {args.max_params:,}"
     )

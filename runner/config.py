@@ -148,7 +148,7 @@ class Experiment:
     inherit: bool = field(
         default=False, validator=validators.instance_of(bool, "true or false", **_CHECKS)
     )
-    #: Epochs of a child that inherits weights (0: half of a candidate's epochs, rounded up).
+    #: Epochs of a child that inherits weights (0: a quarter of a candidate's epochs, rounded up).
     inherit_epochs: int = field(default=0, validator=_not_negative)
     #: The final training of the best: from scratch, or on from its search weights.
     final_from: str = field(

@@ -214,7 +214,7 @@ def test_children_start_from_their_parents_weights_for_fewer_epochs(tmp_path, di
     for child in children:
         evaluation = evaluations[child]
         assert evaluation.inherited_from == rows[child]["parents"][0]
-        assert evaluation.planned_epochs == 1  # half of 2
+        assert evaluation.planned_epochs == 1  # a quarter of 2, rounded up
         assert 0 < evaluation.metrics["inherited_fraction"] <= 1
         assert 0 <= evaluation.metrics["start_val_accuracy"] <= 1
     # A child of exact operators only starts knowing exactly what its parent knew.
