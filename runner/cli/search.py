@@ -102,7 +102,8 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
         ("--inherit-epochs",),
         {
             "type": click.IntRange(0),
-            "help": "Epochs of a child that inherits weights (0: a quarter of --epochs) [default: 0].",
+            "help": "Epochs of a child that inherits weights (0: a quarter of --epochs)"
+            " [default: 0].",
         },
     ),
     (
