@@ -33,6 +33,7 @@ __all__ = [
     "genomes",
     "invalid_documents",
     "mutation_chains",
+    "trained_like",
 ]
 
 

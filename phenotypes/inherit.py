@@ -41,7 +41,6 @@ class Inheritance:
 
     copied: int
     total: int
-    layers: int
     identity: tuple[str, ...] = ()
     zeroed: tuple[str, ...] = ()
     fresh: tuple[str, ...] = ()
@@ -72,7 +71,7 @@ def inherit_weights(
         (copy, original) for copy, original in (copies or {}).items() if original in old
     )
     new_ids = {n.id for n in child_genome.nodes if n.id not in source_of}
-    copied = layers = 0
+    copied = 0
     identity: list[str] = []
     fresh: list[str] = []
 
@@ -114,10 +113,9 @@ def inherit_weights(
                     fresh.append(nid)
                     continue
                 copied += _copy_dense(source, layer, old_shape[0], shape)
-            layers += 1
         zeroed = _zero_new_branches(child_genome, new_ids, c_names, c_mods)
     total = sum(p.numel() for p in child.parameters())
-    return Inheritance(copied, total, layers, tuple(identity), tuple(zeroed), tuple(fresh))
+    return Inheritance(copied, total, tuple(identity), tuple(zeroed), tuple(fresh))
 
 
 def _copy_conv(source: nn.Conv2d, target: nn.Conv2d) -> int:

@@ -22,7 +22,7 @@ from .costs import refused_by_limits
 from .evaluation import failed_evaluation
 from .evaluators import Judge, Outcome
 from .judge import EpochJudge, time_stop
-from .records import Evaluation, Status, Task, reuse_key
+from .records import Evaluation, Status, Task, evaluation_key
 
 if TYPE_CHECKING:
     from .engine import Engine, Reporter
@@ -323,14 +323,7 @@ class Candidates:
             e.files.write_weights(slot.ind.id, outcome.model_bytes)
         self._store(slot, evaluation)
         if reusable(slot.evaluation):
-            # Keyed as the store keys it: a child whose parent's weights could not be loaded
-            # trained from scratch.
-            key = reuse_key(
-                slot.task.genome_hash,
-                slot.evaluation.planned_epochs,
-                slot.evaluation.teacher,
-                slot.evaluation.inherited_from,
-            )
+            key = evaluation_key(slot.task.genome_hash, slot.evaluation)  # as the store keys it
             self.cache.setdefault(key, (slot.ind.id, slot.evaluation))
 
     def _store(self, slot: Slot, evaluation: Evaluation) -> None:

@@ -172,6 +172,14 @@ def reuse_key(
     return (genome_hash, planned_epochs, teacher, inherited_from)
 
 
+def evaluation_key(genome_hash: str, evaluation: Evaluation) -> tuple:
+    """The reuse key of a finished evaluation, from what it records of its training (a child
+    whose parent's weights could not be loaded trained from scratch, and is keyed so)."""
+    return reuse_key(
+        genome_hash, evaluation.planned_epochs, evaluation.teacher, evaluation.inherited_from
+    )
+
+
 @frozen
 class Counters:
     """What a checkpoint carries besides populations and states. ``evaluations`` and

@@ -23,7 +23,7 @@ import attrs
 from . import faults
 from .history import History, evaluation_of, individual_of
 from .lock import RunLock
-from .records import Checkpoint, Evaluation, converter, counters_from, reuse_key
+from .records import Checkpoint, Evaluation, converter, counters_from, evaluation_key
 from .schema import (
     FILENAME,
     MIGRATE_FROM_1,
@@ -270,13 +270,10 @@ class Store(History):
         for row in rows:
             evaluation = evaluation_of(row)
             if not evaluation.transient:
-                key = reuse_key(
-                    row["genome_hash"],
-                    evaluation.planned_epochs,
-                    evaluation.teacher,
-                    evaluation.inherited_from,
+                found[evaluation_key(row["genome_hash"], evaluation)] = (
+                    row["individual"],
+                    evaluation,
                 )
-                found[key] = (row["individual"], evaluation)
         return found
 
     def add_individual(
