@@ -145,7 +145,7 @@ class Candidates:
             return WAIT  # an identical training is under way: its result may be reused
         hit = self.cache.get(slot.task.key)
         if hit is None:
-            return TRAIN
+            return self._within_max_epochs(slots, j, accepted)
         source, evaluation = hit
         why = {
             "source": source,
@@ -171,17 +171,41 @@ class Candidates:
         budget = self.engine.budget
         if budget.time_up():
             return "time budget"
-        evaluations, epochs = budget.evaluations, budget.epochs  # certainly spent
-        more_evaluations = more_epochs = 0  # what the trainings under way may add
-        for slot in slots[accepted:j]:
-            if slot.evaluation is None:
-                more_evaluations, more_epochs = more_evaluations + 1, more_epochs + slot.task.epochs
-            elif not slot.reused and not refused_by_limits(slot.evaluation):
-                evaluations, epochs = evaluations + 1, epochs + slot.evaluation.epochs
+        evaluations, epochs, more_evaluations, more_epochs = self._spent(slots, j, accepted)
         reached = budget.exhausted(evaluations, epochs)
         if reached or not budget.exhausted(evaluations + more_evaluations, epochs + more_epochs):
             return reached
         return WAIT
+
+    def _spent(self, slots: list[Slot], j: int, accepted: int) -> tuple[int, int, int, int]:
+        """Evaluations and epochs certainly spent before candidate ``j``, and the most the
+        trainings under way may add to them."""
+        budget = self.engine.budget
+        evaluations, epochs = budget.evaluations, budget.epochs
+        more_evaluations = more_epochs = 0
+        for slot in slots[accepted:j]:
+            if slot.evaluation is None:
+                planned = slot.task.stop_after or slot.task.epochs
+                more_evaluations, more_epochs = more_evaluations + 1, more_epochs + planned
+            elif not slot.reused and not refused_by_limits(slot.evaluation):
+                evaluations, epochs = evaluations + 1, epochs + slot.evaluation.epochs
+        return evaluations, epochs, more_evaluations, more_epochs
+
+    def _within_max_epochs(self, slots: list[Slot], j: int, accepted: int) -> str:
+        """``train`` candidate ``j`` (stopping after the epochs ``max_epochs`` leaves, when its
+        plan would pass it), or ``wait`` while that depends on trainings under way. A run with
+        no best yet trains in full, as the time budget never cuts its training: every run gets
+        a best."""
+        e, slot = self.engine, slots[j]
+        limit = e.experiment.max_epochs
+        _, epochs, _, more_epochs = self._spent(slots, j, accepted)
+        if not limit or epochs + more_epochs + slot.task.epochs <= limit:
+            return TRAIN
+        if more_epochs:
+            return WAIT  # the epochs left depend on where those under way stop
+        if e.best is not None:  # every candidate before this one is accepted by now
+            slot.task = attrs.evolve(slot.task, stop_after=limit - epochs)
+        return TRAIN
 
     def _stored(self, slot: Slot, genome_hash: str) -> bool:
         """Take ``slot``'s evaluation from the store when a run stopped before has it."""
@@ -377,8 +401,9 @@ def mutation_failure(exc: Exception) -> Evaluation:
 
 
 def cut_by_budget(evaluation: Evaluation) -> bool:
-    """Whether the run's time budget ended this training before its last epoch."""
-    return evaluation.metrics.get("stopped_by") == "time budget"
+    """Whether the run's time budget or ``max_epochs`` ended this training before its last
+    epoch."""
+    return evaluation.metrics.get("stopped_by") in ("time budget", "epochs")
 
 
 def reusable(evaluation: Evaluation) -> bool:

@@ -28,7 +28,7 @@ import attrs
 
 from . import rng
 from .evaluation import evaluate_candidate, release_memory
-from .judge import EpochJudge
+from .judge import EpochJudge, epochs_stop
 from .records import Evaluation, Status, Task
 
 #: ``judge(task, epoch, epochs, val_accuracy) -> strategies.Stop | None``
@@ -95,8 +95,9 @@ def train_task(
     distillation, judged after every epoch, with PyTorch's global generators left as found
     (``teacher(id)`` loads the task's teacher, in there too); a task that inherits starts
     from the weights ``parent(id)`` loads (``(genome, model)``), or from scratch, the reason
-    recorded, when they cannot be loaded. Returns the evaluation (with the task's planned
-    epochs and teacher, and the stop that ended it) and the model (None on failure)."""
+    recorded, when they cannot be loaded; a task with ``stop_after`` stops after that epoch.
+    Returns the evaluation (with the task's planned epochs and teacher, and the stop that
+    ended it) and the model (None on failure)."""
     from phenotypes import StopTraining
 
     spec = attrs.evolve(
@@ -110,6 +111,8 @@ def train_task(
 
     def on_epoch(metrics: Any) -> None:
         stop = judge(task, metrics.epoch, task.epochs, metrics.val_accuracy)
+        if stop is None and task.stop_after is not None and metrics.epoch >= task.stop_after:
+            stop = epochs_stop(metrics.epoch)
         if stop is not None:
             stops.append(stop)
             raise StopTraining(stop.reason)

@@ -96,3 +96,8 @@ def time_stop(epoch: int) -> st.Stop:
     return st.Stop(
         f"time budget reached after epoch {epoch}", details={"stopped_by": "time budget"}
     )
+
+
+def epochs_stop(epoch: int) -> st.Stop:
+    """The stop of a training that ``max_epochs`` ends after ``epoch``."""
+    return st.Stop(f"max_epochs reached after epoch {epoch}", details={"stopped_by": "epochs"})

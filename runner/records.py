@@ -156,6 +156,9 @@ class Task:
     #: Nodes that copy one of ``inherit_from``'s under another id (gene duplication), as
     #: ``(copy id, original id)`` pairs: they inherit their original's weights.
     copies: tuple[tuple[str, str], ...] = field(default=(), converter=tuple)
+    #: The epochs ``max_epochs`` leaves it, fewer than ``epochs`` (None: all of them): it
+    #: stops after them, the first ``stop_after`` epochs of its planned training.
+    stop_after: int | None = None
 
     @property
     def key(self) -> tuple:
@@ -230,6 +233,8 @@ class BestSummary:
     operators: tuple[str, ...] = field(converter=tuple)
     #: Where its final training started: ``scratch`` or its search ``weights``.
     final_from: str = "scratch"
+    #: What made it the best: the run's ranking (``strategies.Ranking.objective``).
+    ranked_by: str = "val_accuracy, then fewer params"
 
 
 @frozen

@@ -417,3 +417,38 @@ def test_budgets_stop_two_workers_where_they_stop_one(tmp_path, limit):
         assert summary["stopped_by"] == next(iter(limit)).removeprefix("max_")
         outcomes.append(_outcome(run_dir))
     assert outcomes[0] == outcomes[1]
+
+
+def test_max_epochs_holds_for_the_last_training_with_one_worker_as_with_two(tmp_path):
+    """``max_epochs`` is never passed: the training that would pass it stops at it, recorded
+    as stopped by the epochs budget (an unfinished training: stored, but no parent and never
+    the best), the same with two workers as with one."""
+    from runner.session import start
+
+    values = {**EIGEN, "strategy": ["tournament"], "strategies": {}}
+    # The first population is one genome (trained once, 2 epochs), then 2 + 1 of 2 epochs.
+    values.update(population=3, generations=1, max_epochs=5)
+    data = ph.load_dataset("digits", seed=values["seed"])
+    outcomes = []
+    for workers in (1, 2):
+        run_dir = tmp_path / f"w{workers}"
+        engine = start(cfg.from_dict({**values, "workers": workers, "run_dir": str(run_dir)}), data)
+        try:
+            summary = engine.run()
+        finally:
+            engine.store.close()
+        assert summary["epochs_trained"] == 5
+        assert summary["stopped_by"] == "epochs"
+        outcomes.append(_outcome(run_dir))
+    assert outcomes[0] == outcomes[1]
+    db = sqlite3.connect(tmp_path / "w1" / "ecogen.sqlite")
+    rows = db.execute("SELECT individual, status, epochs, metrics FROM evaluations").fetchall()
+    (population,) = db.execute("SELECT population FROM checkpoints WHERE generation = 1").fetchone()
+    db.close()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("g0_0", "ok", 2), ("g1_0", "ok", 2), ("g1_1", "stopped", 1)
+    ]  # fmt: skip
+    cut = json.loads(rows[2][3])
+    assert cut["stopped_by"] == "epochs" and cut["planned_epochs"] == 2
+    assert "g1_1" not in json.loads(population)  # its accuracy is that of an unfinished training
+    assert summary["best"]["id"] != "g1_1"

@@ -28,7 +28,8 @@ _LIMIT_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
         ("--max-epochs",),
         {
             "type": click.IntRange(0),
-            "help": "Stop after this many training epochs in all (0: none).",
+            "help": "Training epochs the whole search may spend; the training that would"
+            " pass them stops at them, unfinished (0: none).",
         },
     ),
     (
