@@ -273,19 +273,29 @@ class Candidates:
 
     def _weights_parent(self, ind: ops.Individual) -> str | None:
         """The individual whose weights ``ind`` inherits (``inherit``): its first parent,
-        unless that one failed (a failed training or mutation leaves no weights). Decided from
-        the stored evaluations alone, so a resumed run decides alike; a parent whose result
-        was reused has the weights of the training it reused, when they were still kept."""
-        if not self.engine.experiment.inherit or not ind.parents:
+        unless that one failed (a failed training or mutation leaves no weights) or has no
+        weight file. Decided from the stored evaluations and the population's files, which
+        every worker count and a resumed run find alike; a parent whose result was reused has
+        the weights of the training it reused, when they were still kept."""
+        e = self.engine
+        if not e.experiment.inherit or not ind.parents:
             return None
         first = ind.parents[0]
         # A proposal may come from the best so far, whose weights are kept, population or not.
-        known = [*self.engine.population, self.engine.context.best]
+        known = [*e.population, e.context.best]
         parent = next((p for p in known if p is not None and p.id == first), None)
         if parent is None:
             return None
         evaluation = getattr(parent, "evaluation", None)
         if evaluation is None or evaluation.status == Status.FAILED:
+            return None
+        # Without a file (a reused parent whose source's weights were not kept, a file lost)
+        # the child trains from scratch: for the full epochs, not an inheriting child's few.
+        if not e.files.weights_of(first).is_file():
+            why = {"parent": first, "reason": "no weights kept for it"}
+            self.events.setdefault(ind.id, []).append(
+                e.event("not_inherited", "engine", ind.id, why)
+            )
             return None
         return first
 

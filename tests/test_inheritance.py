@@ -259,6 +259,38 @@ def test_a_missing_parent_weight_file_makes_the_child_train_from_scratch(tmp_pat
     assert evaluation.ok and "inherit_failed" in evaluation.metrics
 
 
+def test_a_child_of_a_parent_without_weights_trains_from_scratch_for_the_full_epochs(
+    tmp_path, digits
+):
+    """A parent may have no weights kept (its file lost, a reused individual whose source's
+    were not kept): its children do not inherit, so they train the full epochs, not the
+    inheriting child's quarter of them, and an event says why."""
+    from runner.session import prepare_resume
+
+    _run(tmp_path, digits, generations=1, epochs=4)
+    run_dir = tmp_path / "run"
+    lost = {p.stem for p in (run_dir / "weights").glob("*.pt")}
+    assert lost
+    for path in (run_dir / "weights").glob("*.pt"):
+        path.unlink()
+    engine = prepare_resume(run_dir, generations=2).engine(digits)
+    try:
+        engine.run()
+        rows = {r["id"]: r for r in engine.store.individuals()}
+        children = [i for i in rows if rows[i]["generation"] == 2 and not rows[i]["reused"]]
+        evaluations = {i: engine.store.evaluation(rows[i]["evaluation"]) for i in children}
+        events = engine.store.events("not_inherited")
+    finally:
+        engine.store.close()
+    orphans = [c for c in children if rows[c]["parents"][0] in lost]
+    assert orphans
+    for child in orphans:
+        evaluation = evaluations[child]
+        assert evaluation.planned_epochs == 4 and evaluation.epochs == 4
+        assert evaluation.inherited_from is None and "inherit_failed" not in evaluation.metrics
+    assert {e["individual"] for e in events} >= set(orphans)
+
+
 def test_the_final_training_can_go_on_from_the_search_weights(tmp_path, digits):
     summary, *_ = _run(tmp_path, digits, final_from="weights", generations=1)
     assert summary["best"]["final_from"] == "weights"
