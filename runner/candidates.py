@@ -349,7 +349,7 @@ class Candidates:
         wanted = (
             e.experiment.keep_weights
             or e.experiment.inherit
-            or (evaluation.ok and evaluation.fitness[0] > e.best_fitness)
+            or (evaluation.ok and e.better(slot.ind, evaluation))
         )
         if wanted and outcome.model is not None:
             e.files.save_weights(slot.ind.id, slot.ind.genome, outcome.model)
@@ -384,7 +384,7 @@ class Candidates:
             e.budget.count(ind.id, evaluation)
         e.attach(ind, evaluation, slot.reused)
         self.unaccepted.discard(ind.id)
-        if not slot.reused and evaluation.ok and evaluation.fitness[0] > e.best_fitness:
+        if not slot.reused and evaluation.ok and e.better(ind):
             e.best, e.best_fitness = ind, evaluation.fitness[0]
             e.files.promote(ind.id, ind.genome)
         e.files.prune(e.kept_weights(closing=False))

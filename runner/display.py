@@ -86,10 +86,8 @@ class RichReporter:
         self._update(engine, f"training {individual.id}")
 
     def evaluated(self, engine: Any, individual: Any, result: dict) -> None:
-        from strategies import rank_key
-
         evaluated = [i for i in engine.population if i.fitness.valid and i is not individual]
-        best = max([*evaluated, individual], key=rank_key)
+        best = max([*evaluated, individual], key=engine.ranking.key)
         params = best.evaluation.get("params") or 0
         self.best = f"{best.fitness.values[0]:.2%} ({params:,} params)"
         if result["status"] == "failed":

@@ -92,6 +92,8 @@ class Engine:
         self.rng = random.Random(experiment.seed)
         self.search = st.Search(experiment.strategy_objects(), seed=experiment.seed + 1)
         self.objectives = self.search.objectives()
+        #: How the run names its best (``Engine.better``): the strategies' ranking.
+        self.ranking = self.search.ranking()
         self.weights = tuple(1.0 if o == "val_accuracy" else -1.0 for o in self.objectives)
         self.population: list[ops.Individual] = []
         self.hall_of_fame: Any = (
@@ -103,7 +105,8 @@ class Engine:
         self.logbook.header = ["gen", "evals", "reused", "failed", "max", "mean", "min", "params"]
         self.generation, self.phase, self.stopped_by = -1, "", ""
         self.budget = Budget(experiment, float(store.get_meta("seconds", "0")))
-        #: The best so far (first to reach the highest accuracy): best/ and mimicry's teacher.
+        #: The best so far by ``ranking``, the first in candidate order among equals: the run's
+        #: one best (reported, trained again, best/, exported) and mimicry's teacher.
         self.best: ops.Individual | None = None
         self.best_fitness = -1.0
         self._events: list[dict[str, Any]] = []  # stored with the generation's checkpoint
@@ -312,11 +315,10 @@ class Engine:
         self.hall_of_fame.update([self.stored(i) for i in checkpoint.hall_of_fame])
         for record in checkpoint.logbook:
             self.logbook.record(**record)
-        if counters.best:
-            self.best = self.stored(counters.best)
-            self.best_fitness = counters.best_fitness
-        else:  # a version 1 store
-            self.best_fitness = self.store.best_accuracy()
+        best = counters.best or self.store.champion()  # a version 1 store: its champion
+        if best:
+            self.best = self.stored(best)
+            self.best_fitness = self.best.fitness.values[0]
         # A run that stopped at a limit stays stopped, unless the limit has been raised since.
         self.stopped_by = counters.stopped_by
         if self.stopped_by == "generations" or not self.budget.exhausted():
@@ -369,6 +371,16 @@ class Engine:
         return ops.Individual(
             genome, weights=self.weights, id=id, parents=parents, generation=gen, phase=self.phase
         )
+
+    def better(self, ind: ops.Individual, evaluation: Evaluation | None = None) -> bool:
+        """Whether ``ind`` (with ``evaluation``, when not yet attached) ranks above the best so
+        far. Candidates are accepted in candidate order, so among equals the earlier stays."""
+        if evaluation is not None:
+            ind = self._individual(ind.genome, ind.id, ind.parents, ind.generation)
+            self.attach(ind, evaluation, reused=False)
+        if self.best is None:
+            return True
+        return self.ranking.key(ind) > self.ranking.key(self.best)
 
     def attach(self, ind: ops.Individual, evaluation: Evaluation, reused: bool) -> None:
         ind.fitness.values = tuple(evaluation.fitness)

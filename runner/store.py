@@ -337,21 +337,17 @@ class Store(History):
             ).fetchone()
         )
 
-    def best_accuracy(self) -> float:
-        """The highest validation accuracy of a finished evaluation (-1 when none)."""
-        row = self.db.execute(
-            "SELECT max(val_accuracy) FROM evaluations WHERE status = 'ok'"
-        ).fetchone()
-        return row[0] if row[0] is not None else -1.0
-
     def champion(self) -> str | None:
-        """The best individual ever evaluated: the highest validation accuracy of a finished
-        evaluation, then the fewest parameters, then the earliest (None when nothing
-        finished)."""
+        """The best individual ever trained: the highest validation accuracy of a finished
+        evaluation, then the fewest parameters, then the first in candidate order (generation,
+        then index: not the order trainings arrived in, which depends on the workers); None
+        when nothing finished. The engine's best, for a store whose checkpoints do not name
+        it."""
         row = self.db.execute(
             "SELECT i.id FROM individuals i JOIN evaluations e ON e.id = i.evaluation"
-            " WHERE e.status = 'ok' ORDER BY e.val_accuracy DESC, e.params ASC, e.id ASC,"
-            " i.rowid ASC LIMIT 1"
+            " WHERE e.status = 'ok' AND NOT i.reused ORDER BY e.val_accuracy DESC,"
+            " e.params ASC, i.generation ASC,"
+            " CAST(substr(i.id, instr(i.id, '_') + 1) AS INTEGER) ASC, i.rowid ASC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 

@@ -9,7 +9,6 @@ from typing import Any
 import attrs
 
 from genomics import canonical_hash
-from strategies import best_first
 
 from . import faults
 from .artifacts import train_and_write
@@ -58,6 +57,7 @@ def summarize(
             final_epochs=e.final_epochs,
             operators=lineage_operators(store, best.id),
             final_from=final.get("final_from", "scratch"),
+            ranked_by=engine.ranking.objective,
         ),
         dataset=e.dataset,
         strategy=e.strategy,
@@ -87,12 +87,12 @@ def summarize(
 
 def champion(engine: Any) -> Any:
     """The best individual ever evaluated (not the best of the last population: a strategy
-    may let the best die): the highest validation accuracy of a finished training, then the
-    smaller network, then the earlier."""
-    found = engine.store.champion()
-    if found is not None:
-        return engine.stored(found)
-    return best_first(engine.population)[0]  # nothing finished: the least bad
+    may let the best die): the engine's best, by the run's ranking (``Engine.ranking``), the
+    first in candidate order among equals; its weights are the ones the run kept."""
+    if engine.best is not None:
+        return engine.best
+    # Nothing finished: the least bad.
+    return sorted(engine.population, key=engine.ranking.key, reverse=True)[0]
 
 
 def _search_weights(files: Any, best: Any) -> Any:

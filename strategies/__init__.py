@@ -25,13 +25,14 @@ from .registry import (
     register,
     registered,
 )
-from .search import MEASURES, OBJECTIVES, Search
+from .search import DEFAULT_RANKING, MEASURES, OBJECTIVES, Search
 from .spec import (
     HOOKS,
     Context,
     Distill,
     GenerationPlan,
     Proposal,
+    Ranking,
     Stop,
     StrategySpec,
     hookimpl,
@@ -39,6 +40,7 @@ from .spec import (
 )
 
 __all__ = [
+    "DEFAULT_RANKING",
     "ENTRY_POINT_GROUP",
     "HOOKS",
     "MEASURES",
@@ -54,6 +56,7 @@ __all__ = [
     "GenerationPlan",
     "Mimicry",
     "Proposal",
+    "Ranking",
     "Roulette",
     "Search",
     "Stop",

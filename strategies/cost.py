@@ -20,7 +20,7 @@ import attrs
 
 from .base import Strategy, StrategyError, at_least, rank_key
 from .nsga2 import COSTS
-from .spec import Context, hookimpl
+from .spec import Context, Ranking, hookimpl
 
 
 def _cost(inst: CostAware, attribute: attrs.Attribute, value: str) -> None:
@@ -88,6 +88,16 @@ class CostAware(Strategy):
     @hookimpl
     def ecogen_select_survivors(self, candidates: list, count: int) -> list:
         return sorted(candidates, key=self._key, reverse=True)[:count]
+
+    @hookimpl
+    def ecogen_ranking(self) -> Ranking:
+        # The run delivers the network this strategy searched for, not the most accurate at
+        # any cost.
+        return Ranking(
+            f"cost-aware reward: val_accuracy * ({self.cost} / {self.target:g}) ** "
+            f"{self.weight:g}, then val_accuracy, then fewer params",
+            self._key,
+        )
 
     @hookimpl
     def ecogen_measures(self) -> list[str]:

@@ -9,13 +9,15 @@ from typing import Any
 
 import attrs
 
-from .base import StrategyError
+from .base import StrategyError, rank_key
 from .classic import default_parents, default_survivors
 from .registry import BUILTIN_PROVIDER, plugin_manager, register, registered
-from .spec import Context, Distill, GenerationPlan, Proposal, Stop
+from .spec import Context, Distill, GenerationPlan, Proposal, Ranking, Stop
 
 #: Objectives a fitness may contain; the first is always maximised validation accuracy.
 OBJECTIVES = ("val_accuracy", "params", "size_bytes", "flops", "latency_ms")
+#: The ranking of a run whose strategies name none: accuracy, then the smaller network.
+DEFAULT_RANKING = Ranking("val_accuracy, then fewer params", rank_key)
 #: Measurements a run makes only when a strategy, an objective or a limit needs them.
 MEASURES = ("latency_ms",)
 
@@ -158,6 +160,16 @@ class Search:
                 f" {', '.join(OBJECTIVES)}; got {found}"
             )
         return list(found)
+
+    def ranking(self) -> Ranking:
+        """How the run names its best: the first strategy's :class:`Ranking` that gives one,
+        else :data:`DEFAULT_RANKING`."""
+        found = self._call("ecogen_ranking")
+        if found is None:
+            return DEFAULT_RANKING
+        if not isinstance(found, Ranking) or not callable(found.key):
+            raise StrategyError(f"strategies {self.names}: ecogen_ranking must return a Ranking")
+        return found
 
     def measures(self) -> set[str]:
         """What the strategies read that a run measures only on request (``latency_ms``),

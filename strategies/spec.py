@@ -106,6 +106,18 @@ class Proposal:
 
 
 @attrs.frozen
+class Ranking:
+    """How a run names its best individual (reported, trained again, written to ``best/``,
+    exported, and the best so far that mimicry teaches with): ``key(individual)`` is a sort key,
+    larger is better, read from ``fitness`` and ``evaluation``; ``objective`` says it in words
+    for the summary. Ties are broken by the engine in candidate order (generation, then the
+    order the candidates were made), so any number of workers names the same best."""
+
+    objective: str
+    key: Callable[[Any], tuple]
+
+
+@attrs.frozen
 class Distill:
     """Returned by ``ecogen_training``: train the candidate with a distillation term toward the
     logits of individual ``teacher`` (which must be ``context.best``)."""
@@ -173,6 +185,13 @@ class StrategySpec:
         """What fitness is: ``["val_accuracy"]`` (default) or more objectives for a
         multi-objective search; ``val_accuracy`` is maximised, the others (``params``,
         ``size_bytes``, ``flops``, ``latency_ms``) minimised."""
+
+    @hookspec(firstresult=True)
+    def ecogen_ranking(self) -> Ranking | None:
+        """How to rank finished candidates to name the run's best (a :class:`Ranking`).
+        Default: validation accuracy, then the smaller network (:func:`strategies.rank_key`).
+        A strategy that selects by another objective should return its own, so the run
+        delivers the network it searched for."""
 
     @hookspec
     def ecogen_measures(self) -> list[str] | None:
