@@ -76,6 +76,12 @@ class Candidates:
         e.sync_context(e.generation)  # as the evaluations begin, for every one of them
         slots = [Slot(ind) for ind in individuals]
         self.current = {ind.id for ind in individuals}
+        # Latency measured with no training under way: the same load for any worker count.
+        e.costs.measure_ahead(
+            (ind.genome, canonical_hash(ind.genome))
+            for ind in individuals
+            if getattr(ind, "mutation_failure", None) is None
+        )
         in_flight: dict[str, Slot] = {}
         done: list[ops.Individual] = []
         decided = accepted = 0

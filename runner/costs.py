@@ -5,9 +5,12 @@ Parameters and FLOPs come from the genes (``genomics.parameter_counts``, ``flop_
 to what torch counts), latency from a measurement: the compiled network's median time for one
 image after warm-up (``phenotypes.latency_ms``). A measurement is kept by genome hash and device,
 in memory and in the store (``latencies``), so the same genome is measured once and a resumed run
-decides with the values the first session measured. Latency depends on the machine and on what
-else it runs: a run that measures it is not bit-exact when resumed from the middle of a
-generation whose candidates it had not measured yet, as a time budget is not.
+decides with the values the first session measured. The genomes of a generation are measured as
+its evaluations begin (:meth:`Costs.measure_ahead`), before any of its trainings starts: a
+measurement never competes with the run's own trainings for the machine, so one worker and
+several measure under the same load. Latency still depends on the machine and on what else it
+runs: a run that measures it is not bit-exact when resumed from the middle of a generation whose
+candidates it had not measured yet, as a time budget is not.
 
 A candidate over a limit is refused before it trains: its evaluation is a failed one whose
 reason names the limit (``over max_flops: 12,345,678 > 1,000,000``), with ``metrics.stage =
@@ -71,12 +74,21 @@ class Costs:
         self.latencies: dict[str, float] = store.latencies(device) if store is not None else {}
         #: Measured in this session (``session.start`` stores those of its checks).
         self.measured: dict[str, float] = {}
+        #: Measurements that raised in this session, by genome hash: raised again, not redone
+        #: (under another load it might not raise, and the candidate's fate would change).
+        self.errors: dict[str, Exception] = {}
 
     def latency_ms(self, genome: Genome, genome_hash: str | None = None) -> float:
         """``genome``'s latency on the run's device: measured the first time, then as kept."""
         key = genome_hash or canonical_hash(genome)
+        if key in self.errors:
+            raise self.errors[key]
         if key not in self.latencies:
-            value = measure_latency(genome, self.device)
+            try:
+                value = measure_latency(genome, self.device)
+            except Exception as exc:
+                self.errors[key] = exc
+                raise
             self.latencies[key] = self.measured[key] = value
             if self.store is not None:
                 self.store.add_latency(key, self.device, value)
@@ -132,6 +144,14 @@ class Costs:
             seconds=time.perf_counter() - start,
             metrics={"stage": STAGE, "limit": limit, "transient": False},
         )
+
+    def measure_ahead(self, genomes: Iterable[tuple[Genome, str]]) -> None:
+        """Measure now each ``(genome, hash)`` whose latency the run needs and does not have
+        (as :meth:`refusal` would, which then finds it kept): called as a generation's
+        evaluations begin, while none of the run's trainings is under way."""
+        if self.measures_latency:
+            for genome, genome_hash in genomes:
+                self.refusal(genome, genome_hash)
 
     def known(self, genome_hash: str) -> float | None:
         """The latency kept for this genome hash, if any."""

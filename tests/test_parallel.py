@@ -452,3 +452,29 @@ def test_max_epochs_holds_for_the_last_training_with_one_worker_as_with_two(tmp_
     assert cut["stopped_by"] == "epochs" and cut["planned_epochs"] == 2
     assert "g1_1" not in json.loads(population)  # its accuracy is that of an unfinished training
     assert summary["best"]["id"] != "g1_1"
+
+
+def test_latency_is_measured_while_no_training_of_the_run_is_under_way(tmp_path, monkeypatch):
+    """A measurement made while workers train runs on a loaded machine, and would refuse
+    other candidates over ``max_latency_ms`` with two workers than with one: each genome of a
+    generation is measured before any of its trainings starts."""
+    from runner import costs
+    from runner.session import start
+
+    values = {**EIGEN, "strategy": ["tournament"], "strategies": {}}
+    values.update(population=3, generations=1, epochs=1, max_latency_ms=1000.0, workers=2)
+    engine = None
+    busy_at = []
+
+    def measure(genome, device):
+        busy_at.append(bool(engine and engine.evaluator.busy()))
+        return float(len(genome.nodes))  # a stand-in: the test is about when, not how long
+
+    monkeypatch.setattr(costs, "measure_latency", measure)
+    data = ph.load_dataset("digits", seed=values["seed"])
+    engine = start(cfg.from_dict({**values, "run_dir": str(tmp_path / "run")}), data)
+    try:
+        engine.run()
+    finally:
+        engine.store.close()
+    assert len(busy_at) >= 3 and not any(busy_at), busy_at
