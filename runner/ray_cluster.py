@@ -2,12 +2,14 @@
 ``ray://HOST:PORT``) or on a local Ray started for the run.
 
 Each task declares its resources (``num_cpus``, and ``num_gpus = 1 / per_device`` on GPUs) and
-Ray places it. The dataset goes into the object store once per run (as NumPy arrays, which
-tasks read without a copy), a teacher's weights once per teacher; trained weights come back as
-the bytes of a model file, so nothing needs a file system shared with the engine. A task whose
-worker dies is a failed evaluation (``worker died: ...``), never reused. Ray is the ``ray``
-extra: ``pip install 'ecogen[ray]'``; on a cluster every node needs ecogen (and the run's
-plugins) installed.
+Ray places it; on GPUs, ``per_device`` times the cluster's GPUs (``ray.cluster_resources()``, not
+those of the engine's process) train at once. The engine's process still needs the run's device
+for what it does itself (latency measurements, the final training of the best). The dataset goes
+into the object store once per run (as NumPy arrays, which tasks read without a copy), a
+teacher's weights once per teacher; trained weights come back as the bytes of a model file, so
+nothing needs a file system shared with the engine. A task whose worker dies is a failed
+evaluation (``worker died: ...``), never reused. Ray is the ``ray`` extra: ``pip install
+'ecogen[ray]'``; on a cluster every node needs ecogen (and the run's plugins) installed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from .config import RunError
 from .evaluators import Judge, Outcome, model_bytes, train_task
 from .extras import require
 from .records import Evaluation, Status, Task
@@ -69,10 +72,24 @@ class RayEvaluator:
             except BaseException:
                 self._remove_root()
                 raise
-        devices = worker_devices(experiment, spec.device)
-        self.capacity = len(devices)
         gpu = spec.device.startswith("cuda")
-        cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+        resources = ray.cluster_resources()
+        if gpu:
+            # Ray places a task on any node's GPU: the cluster's count, not this process's (a
+            # head node may have fewer, or none).
+            gpus = len(experiment.devices) or int(resources.get("GPU", 0))
+            if not gpus:
+                if self._started:
+                    ray.shutdown()
+                self._remove_root()
+                raise RunError(
+                    "executor ray: the Ray cluster offers no GPU for device cuda (start its"
+                    " nodes with GPUs, or use --device cpu)"
+                )
+            self.capacity = gpus * experiment.per_device
+        else:
+            self.capacity = len(worker_devices(experiment, spec.device))
+        cpus = int(resources.get("CPU", os.cpu_count() or 1))
         self._threads = 1 if gpu else max(1, cpus // self.capacity)
         self._options = (
             {"num_cpus": 1, "num_gpus": 1 / experiment.per_device}

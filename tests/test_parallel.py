@@ -478,3 +478,39 @@ def test_latency_is_measured_while_no_training_of_the_run_is_under_way(tmp_path,
     finally:
         engine.store.close()
     assert len(busy_at) >= 3 and not any(busy_at), busy_at
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gpus", [3, 0])
+def test_ray_trains_on_every_gpu_of_the_cluster_not_only_this_processs(tmp_path, gpus):
+    """The engine's process may see fewer GPUs than the cluster (a head node with none): the
+    GPUs Ray offers decide how many candidates train at once, and a cluster with none is
+    refused in one line. A local Ray told how many GPUs it has stands for such a cluster
+    (resource accounting only: nothing is trained)."""
+    ray = pytest.importorskip("ray")
+    from runner.config import RunError
+    from runner.ray_cluster import RayEvaluator, local_ray_root
+
+    root = local_ray_root()
+    ray.init(
+        num_cpus=1, num_gpus=gpus, _temp_dir=root, include_dashboard=False, log_to_driver=False,
+        logging_level="ERROR", configure_logging=False,
+    )  # fmt: skip
+    try:
+        experiment = cfg.from_dict({"executor": "ray", "device": "cuda", "per_device": 2})
+        spec = ph.TrainSpec(epochs=1, device="cuda")
+        data = ph.load_dataset("digits")
+        if not gpus:
+            with pytest.raises(RunError, match=r"^executor ray: the Ray cluster offers no GPU"):
+                RayEvaluator(experiment, data, spec, tmp_path)
+            return
+        evaluator = RayEvaluator(experiment, data, spec, tmp_path)
+        evaluator.close()
+        assert evaluator.capacity == 6
+        assert evaluator._options == {"num_cpus": 1, "num_gpus": 0.5}
+    finally:
+        ray.shutdown()
+        if root is not None:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
