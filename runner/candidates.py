@@ -112,7 +112,7 @@ class Candidates:
                 if verdict == TRAIN:
                     slot.in_flight = True
                     in_flight[slot.ind.id] = slot
-                    e.evaluator.submit(slot.task, self._judge(slot))
+                    e.evaluator.submit(slot.task, self._judge(slot, len(in_flight) > 1))
                 decided += 1
                 accept_ready()
             if not in_flight:
@@ -305,12 +305,15 @@ class Candidates:
             return None
         return first
 
-    def _judge(self, slot: Slot) -> Judge:
+    def _judge(self, slot: Slot, others: bool) -> Judge:
         """The per-epoch judge of ``slot``'s training: the strategies' decision (extinction),
-        then the time budget's (never before the run has a best, nor after the last epoch).
-        ``local`` judges in this process with the live strategies, ``snapshot`` elsewhere."""
+        then the time budget's: never after the last epoch, nor while the run has no best and
+        no other training is under way (``others``) that may give it one, so that one
+        training at a time is spared, as with one worker. ``local`` judges in this process
+        with the live strategies, ``snapshot`` elsewhere."""
         e = self.engine
         ind = slot.ind
+        cut = e.best is not None or others
 
         def local(task: Task, epoch: int, epochs: int, val_accuracy: float) -> st.Stop | None:
             faults.reached("epoch")
@@ -319,7 +322,7 @@ class Candidates:
                 stop = e.search.on_epoch(ind, epoch, epochs, val_accuracy, e.context)
             finally:
                 self.deciding_for = None
-            if stop is None and epoch < epochs and e.best is not None and e.budget.time_up():
+            if stop is None and epoch < epochs and cut and e.budget.time_up():
                 e.stopped_by = "time budget"
                 stop = time_stop(epoch)
             return stop
@@ -336,7 +339,7 @@ class Candidates:
                 if f.name not in ("recorder", "known")
             },
             deadline=None if remaining is None else time.time() + remaining,
-            cut=e.best is not None,
+            cut=cut,
         )
         return Judge(snapshot, local)
 

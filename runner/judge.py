@@ -42,8 +42,8 @@ class EpochJudge:
     ``strategy`` and ``options`` name the run's strategies as its experiment does; ``state`` is
     ``Search.save_state()`` as the generation's evaluations began; ``context`` the fields of
     :class:`strategies.Context`; ``deadline`` the wall-clock time (``time.time()``) the time
-    budget ends at (None: no budget) and ``cut`` whether it may end a training (not before
-    the run has a best)."""
+    budget ends at (None: no budget) and ``cut`` whether it may end a training (not the
+    run's only training under way while it has no best)."""
 
     strategy: tuple[str, ...]
     options: dict[str, Any]

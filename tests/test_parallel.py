@@ -514,3 +514,39 @@ def test_ray_trains_on_every_gpu_of_the_cluster_not_only_this_processs(tmp_path,
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_time_budget_cuts_every_training_but_the_runs_first_with_two_workers(
+    tmp_path, monkeypatch
+):
+    """Only the run's first training is never cut (it gives the run a best): the second, sent
+    to another worker while the first trains, is cut like any later one. The engine's clock
+    stands still, so both are sent before the budget ends; the workers' clock is the real one,
+    and the budget ends a second after they are sent, long before their six epochs end."""
+    from runner import checkpoint
+    from runner.session import start
+
+    class Frozen:
+        @staticmethod
+        def perf_counter():
+            return 0.0
+
+    monkeypatch.setattr(checkpoint, "time", Frozen)
+    values = {**EIGEN, "strategy": ["tournament"], "strategies": {}, "workers": 2}
+    values.update(init="random", population=2, generations=0, epochs=6, max_params=3000)
+    values.update(time_budget=1.0)
+    data = ph.load_dataset("digits", seed=values["seed"])
+    engine = start(cfg.from_dict({**values, "run_dir": str(tmp_path / "run")}), data)
+    try:
+        engine.run()
+    finally:
+        engine.store.close()
+    db = sqlite3.connect(tmp_path / "run" / "ecogen.sqlite")
+    rows = db.execute(
+        "SELECT individual, status, epochs, json_extract(metrics, '$.stopped_by')"
+        " FROM evaluations ORDER BY individual"
+    ).fetchall()
+    db.close()
+    assert rows[0] == ("g0_0", "ok", 6, None)
+    assert rows[1][0] == "g0_1" and rows[1][1] == "stopped" and rows[1][2] < 6
+    assert rows[1][3] == "time budget"
