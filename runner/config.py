@@ -57,9 +57,9 @@ def _gpus(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
 
 
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value in ("minimal", "random") or value.startswith("zoo:"):
+    if value in ("minimal", "random", "mixed") or value.startswith("zoo:"):
         return
-    raise ConfigError(f"init: must be minimal, random or zoo:NAME[,NAME...], got {value!r}")
+    raise ConfigError(f"init: must be minimal, random, mixed or zoo:NAME[,NAME...], got {value!r}")
 
 
 def _rate(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -115,7 +115,8 @@ class Experiment:
     max_failures: int = field(default=10, validator=_not_negative)
     #: Weights kept in RUN_DIR/weights/: the best's and those of the last N trained candidates.
     keep_weights: int = field(default=3, validator=_not_negative)
-    #: Where the first population comes from: minimal, random or zoo:NAME[,NAME...].
+    #: Where the first population comes from: minimal, random, zoo:NAME[,NAME...] or mixed
+    #: (zoo genomes scaled to the limits, at most half the population, then random ones).
     init: str = field(default="random", validator=_init_check)
     mutations_per_child: tuple[int, int] = field(
         default=(1, 2), converter=tuple, validator=_per_child
@@ -141,7 +142,8 @@ class Experiment:
     #: (median of repeats after warm-up; 0: no limit). A candidate over it is never trained.
     max_latency_ms: float = field(default=0.0, converter=float, validator=_finite_limit)
     #: FLOPs per input pixel (H x W) a random first genome may cost (0: no budget): the first
-    #: population costs alike whatever the image size. Only for init = "random".
+    #: population costs alike whatever the image size. Only for random genomes (init = "random",
+    #: and those of "mixed").
     init_flops_per_pixel: float = field(default=10_000.0, converter=float, validator=_finite_limit)
     #: Children start from their first parent's trained weights, the layers a mutation added
     #: set to pass their input through where they can (docs/inheritance.md).

@@ -208,6 +208,7 @@ class Engine:
         self.generation = 0
         self.phase = self.search.next_phase([], self.sync_context(0)) or ""
         self.plan = self.search.plan(self._base_plan(), self.sync_context(0))
+        notes: list[tuple[int | None, dict]] = []
         genomes = initial_genomes(
             self.experiment,
             self.data,
@@ -215,7 +216,11 @@ class Engine:
             self.mutation_config,
             self.plan.initial,
             self.costs,
+            notes,
         )
+        for index, note in notes:  # init = "mixed": each zoo genome taken, or why it was not
+            kind = "zoo_genome" if index is not None else "left_out"
+            self._record(kind, "init", None if index is None else f"g0_{index}", note)
         self.population = [self._individual(g, f"g0_{i}", [], 0) for i, g in enumerate(genomes)]
         self.population = self.candidates.evaluate(self.population, reporter)
         self._close_generation(self.population, reporter)

@@ -67,7 +67,7 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
     ),
     (
         ("--init",),
-        {"help": "First population: minimal, random or zoo:NAME[,NAME] [default: random]."},
+        {"help": "First population: minimal, random, mixed or zoo:NAME[,NAME] [default: random]."},
     ),
     (("--max-params",), {"type": click.IntRange(0), "help": "Largest genome allowed (0: none)."}),
     # Checked by the experiment, so that a wrong value is one line naming the key, as in a file.
