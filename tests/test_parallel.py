@@ -522,7 +522,7 @@ def test_the_time_budget_cuts_every_training_but_the_runs_first_with_two_workers
     """Only the run's first training is never cut (it gives the run a best): the second, sent
     to another worker while the first trains, is cut like any later one. The engine's clock
     stands still, so both are sent before the budget ends; the workers' clock is the real one,
-    and the budget ends a second after they are sent, long before their six epochs end."""
+    and the budget ends a millisecond after they are sent, before any epoch ends."""
     from runner import checkpoint
     from runner.session import start
 
@@ -533,8 +533,8 @@ def test_the_time_budget_cuts_every_training_but_the_runs_first_with_two_workers
 
     monkeypatch.setattr(checkpoint, "time", Frozen)
     values = {**EIGEN, "strategy": ["tournament"], "strategies": {}, "workers": 2}
-    values.update(init="random", population=2, generations=0, epochs=6, max_params=3000)
-    values.update(time_budget=1.0)
+    values.update(init="random", population=2, generations=0, epochs=3, max_params=3000)
+    values.update(time_budget=0.001)
     data = ph.load_dataset("digits", seed=values["seed"])
     engine = start(cfg.from_dict({**values, "run_dir": str(tmp_path / "run")}), data)
     try:
@@ -547,6 +547,4 @@ def test_the_time_budget_cuts_every_training_but_the_runs_first_with_two_workers
         " FROM evaluations ORDER BY individual"
     ).fetchall()
     db.close()
-    assert rows[0] == ("g0_0", "ok", 6, None)
-    assert rows[1][0] == "g0_1" and rows[1][1] == "stopped" and rows[1][2] < 6
-    assert rows[1][3] == "time budget"
+    assert rows == [("g0_0", "ok", 3, None), ("g0_1", "stopped", 1, "time budget")]
