@@ -188,7 +188,9 @@ def retarget(genome: Genome, input_shape: tuple[int, int, int], num_classes: int
         gene = nodes[i].gene
         field = "units" if isinstance(gene, Dense) else "out_channels"
         nodes[i] = attrs.evolve(nodes[i], gene=attrs.evolve(gene, **{field: num_classes}))
-    moved = Genome(input_shape, num_classes, tuple(nodes))
+    moved = attrs.evolve(
+        genome, input_shape=input_shape, num_classes=num_classes, nodes=tuple(nodes)
+    )
     try:
         infer_shapes(moved)
     except GenomeError as exc:

@@ -2,7 +2,7 @@
 
 A document looks like::
 
-    {"schema_version": 2, "input_shape": [1, 28, 28], "num_classes": 10,
+    {"schema_version": 3, "input_shape": [1, 28, 28], "num_classes": 10, "id_counter": 2,
      "nodes": [{"id": "input", "type": "input"},
                {"id": "conv1", "type": "conv", "inputs": ["input"], "out_channels": 6, ...},
                ...]}
@@ -10,7 +10,8 @@ A document looks like::
 Each node is flat: ``id``, ``type`` (the gene tag), ``inputs`` and the gene's own fields.
 Unknown types, unknown fields and other schema versions are refused with the place named.
 Schema 1 documents (before binarization scales and evolutional dropout settings) still load: the
-fields schema 2 added take their defaults, and a schema 1 document may not use them.
+fields schema 2 added take their defaults, and a schema 1 document may not use them. Schema 3
+added ``id_counter`` (``Genome.id_counter``); documents before it get the one their ids show.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from .validation import DEFAULT_BOUNDS, Bounds, validate
 _NODE_KEYS = ("id", "type", "inputs")
 #: Gene fields each schema version added, by gene type.
 _ADDED_IN = {2: {"conv": {"binary_scale", "binary_offset"}, "dropout": {"samples", "per_channel"}}}
-READABLE_VERSIONS = (1, SCHEMA_VERSION)
+#: Document fields each schema version added.
+_DOCUMENT_ADDED_IN = {3: {"id_counter"}}
+_DOCUMENT_KEYS = ("schema_version", "input_shape", "num_classes", "id_counter", "nodes")
+READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
 
 
 def _strict(kind: type, name: str):
@@ -115,7 +119,10 @@ def _problems(exc: BaseException, path: str) -> list[str]:
     return [f"{path}: {exc}"]
 
 
-def _refuse_newer_fields(nodes: list, version: int) -> None:
+def _refuse_newer_fields(doc: dict, nodes: list, version: int) -> None:
+    for newer, added in _DOCUMENT_ADDED_IN.items():
+        if version < newer and (late := sorted(added & set(doc))):
+            raise GenomeError(f"{late[0]}: a schema {newer} field in a schema {version} document")
     for newer, added in _ADDED_IN.items():
         if version >= newer:
             continue
@@ -130,12 +137,15 @@ def _refuse_newer_fields(nodes: list, version: int) -> None:
 
 def to_dict(genome: Genome) -> dict[str, Any]:
     """The JSON-ready document of ``genome``."""
-    return {
+    doc: dict[str, Any] = {
         "schema_version": genome.schema_version,
         "input_shape": list(genome.input_shape),
         "num_classes": genome.num_classes,
-        "nodes": [_unstructure_node(n) for n in genome.nodes],
     }
+    if genome.schema_version >= 3:
+        doc["id_counter"] = genome.id_counter
+    doc["nodes"] = [_unstructure_node(n) for n in genome.nodes]
+    return doc
 
 
 def from_dict(doc: Any, bounds: Bounds = DEFAULT_BOUNDS, *, check: bool = True) -> Genome:
@@ -150,7 +160,7 @@ def from_dict(doc: Any, bounds: Bounds = DEFAULT_BOUNDS, *, check: bool = True) 
         raise GenomeError(
             f"schema_version: unsupported version {version!r} (this ecogen reads {readable})"
         )
-    extra = sorted(set(doc) - {"schema_version", "input_shape", "num_classes", "nodes"})
+    extra = sorted(set(doc) - set(_DOCUMENT_KEYS))
     if extra:
         raise GenomeError(f"{extra[0]}: unknown field of a genome document")
     for key in ("input_shape", "num_classes", "nodes"):
@@ -160,11 +170,14 @@ def from_dict(doc: Any, bounds: Bounds = DEFAULT_BOUNDS, *, check: bool = True) 
         raise GenomeError("nodes: must be a list")
     if not isinstance(doc["input_shape"], list) or len(doc["input_shape"]) != 3:
         raise GenomeError(f"input_shape: must be [C, H, W], got {doc['input_shape']!r}")
-    _refuse_newer_fields(doc["nodes"], version)
+    _refuse_newer_fields(doc, doc["nodes"], version)
     try:
         nodes = _converter.structure(doc["nodes"], list[Node])
         genome = Genome(
-            input_shape=tuple(doc["input_shape"]), num_classes=doc["num_classes"], nodes=nodes
+            input_shape=tuple(doc["input_shape"]),
+            num_classes=doc["num_classes"],
+            nodes=nodes,
+            id_counter=doc.get("id_counter", 0),
         )
     except (ClassValidationError, IterableValidationError) as exc:
         raise GenomeError(_problems(exc, "nodes")) from exc

@@ -1,10 +1,13 @@
 """The two built-in crossovers: homologous crossover and subgraph exchange.
 
 Both align the parents by node id. Ids are stable across mutations and new nodes get fresh ones,
-so in a population grown from common ancestors the same id marks the same layer, as NEAT's
-historical markings mark the same gene; two nodes are *aligned* when they share an id and the
-kind of gene. (Unrelated genomes align by name only: ``conv2`` of one is not the other's. The
-crossovers stay valid, they just exchange less meaningful material.)
+numbered above every id their lineage has had (``Genome.id_counter``: a layer added after a
+removal never takes the removed one's id), so in a population grown from common ancestors the
+same id marks the same layer, as NEAT's historical markings mark the same gene (short of two
+lines that each add a layer after their common ancestor: they number it alike); two nodes are
+*aligned* when they share an id and the kind of gene. (Unrelated genomes align by name only:
+``conv2`` of one is not the other's. The crossovers stay valid, they just exchange less
+meaningful material.)
 
 **Homologous crossover** (``homologous_crossover``): the child has the first parent's structure
 (its nodes and edges); each aligned layer takes its settings (the whole gene) from either parent
@@ -28,7 +31,6 @@ order); nodes of the incoming block whose ids the first parent uses elsewhere ge
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 
 import attrs
@@ -211,28 +213,24 @@ def cut_points(genome: Genome) -> list[str]:
     return points
 
 
-def _fresh(used: set[str], prefix: str) -> str:
-    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
-    numbers = [int(m.group(1)) for u in used if (m := pattern.match(u))]
-    return f"{prefix}{max(numbers, default=0) + 1}"
-
-
 def _exchange(first: Genome, second: Genome, start: str, end: str) -> Genome:
     """``first`` with its nodes after ``start`` up to ``end`` replaced by ``second``'s."""
     i1, j1 = (next(k for k, n in enumerate(first.nodes) if n.id == x) for x in (start, end))
     i2, j2 = (next(k for k, n in enumerate(second.nodes) if n.id == x) for x in (start, end))
     head, tail = first.nodes[: i1 + 1], first.nodes[j1 + 1 :]
     removed = {n.id: n for n in first.nodes[i1 + 1 : j1 + 1]}
-    used = {n.id for n in first.nodes} | {n.id for n in second.nodes}
     outside = {n.id for n in head} | {n.id for n in tail}
     rename: dict[str, str] = {}
+    # Fresh ids are numbered above every id either parent's lineage has had (id_counter), as
+    # the mutations number theirs: a renamed node must not take an id a removed layer had.
+    last = max(first.id_counter, second.id_counter)
     for node in second.nodes[i2 + 1 : j2 + 1]:
         # An id keeps its meaning: one the first parent uses outside the block, or for another
         # kind of layer inside it, is taken by this node under a fresh id.
         mine = removed.get(node.id)
         if node.id in outside or (mine is not None and _kind(mine) is not _kind(node)):
-            rename[node.id] = _fresh(used, node.gene.TYPE)
-            used.add(rename[node.id])
+            last += 1
+            rename[node.id] = f"{node.gene.TYPE}{last}"
     block = tuple(
         Node(rename.get(n.id, n.id), n.gene, tuple(rename.get(r, r) for r in n.inputs))
         for n in second.nodes[i2 + 1 : j2 + 1]

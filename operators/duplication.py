@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -152,21 +151,15 @@ def feature_blocks(genome: Genome) -> list[Block]:
 
 
 class _Ids:
-    """Fresh ids ``<gene type><n>``, numbered on from the highest such id in use (as the
-    mutations name the nodes they insert)."""
+    """Fresh ids ``<gene type><n>``, numbered on from the genome's ``id_counter`` (as the
+    mutations name the nodes they insert), so that none is an id its lineage has had."""
 
     def __init__(self, genome: Genome) -> None:
-        self.used = {n.id for n in genome.nodes}
-        self.next: dict[str, int] = {}
+        self.last = genome.id_counter
 
     def __call__(self, prefix: str) -> str:
-        if prefix not in self.next:
-            pattern = re.compile(rf"^{prefix}(\d+)$")
-            numbers = (int(m.group(1)) for i in self.used if (m := pattern.match(i)))
-            self.next[prefix] = max(numbers, default=0) + 1
-        node_id = f"{prefix}{self.next[prefix]}"
-        self.next[prefix] += 1
-        return node_id
+        self.last += 1
+        return f"{prefix}{self.last}"
 
 
 def _repeat(

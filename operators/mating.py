@@ -31,7 +31,7 @@ from .config import DEFAULT_CONFIG, MutationConfig
 from .errors import NotApplicable, PluginError
 from .individual import Individual
 from .plugins import Registry
-from .registry import _provider_of, admits
+from .registry import _provider_of, admits, keeps_lineage
 
 CROSSOVER_GROUP = "ecogen.crossovers"
 
@@ -68,6 +68,8 @@ class CrossoverInfo:
             out = self.transform(first, second, rng, config)
             candidates = [out] if isinstance(out, Genome) else (out or ())
             for candidate in candidates:
+                # The child takes the first parent's place (and weights): its lineage.
+                candidate = keeps_lineage(candidate, first)
                 if admits(config, candidate):
                     return candidate
         except GenomeError as exc:

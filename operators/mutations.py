@@ -14,7 +14,6 @@ most candidates are valid.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 
 import attrs
@@ -46,9 +45,9 @@ Candidates = Iterator[Genome]
 
 
 def _fresh_id(genome: Genome, prefix: str) -> str:
-    pattern = re.compile(rf"^{prefix}(\d+)$")
-    used = [int(m.group(1)) for n in genome.nodes if (m := pattern.match(n.id))]
-    return f"{prefix}{max(used, default=0) + 1}"
+    # Numbered above every id the lineage has had, not only those left: a layer added after a
+    # removal must not take the removed one's id (and with it, under inheritance, its weights).
+    return genome.fresh_id(prefix)
 
 
 def _insert(genome: Genome, src: str, dst: str, pos: int, node: Node) -> Genome:

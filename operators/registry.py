@@ -59,6 +59,7 @@ class OperatorInfo:
             out = self.transform(genome, rng, config)
             candidates = [out] if isinstance(out, Genome) else (out or ())
             for candidate in candidates:
+                candidate = keeps_lineage(candidate, genome)
                 if candidate != genome and admits(config, candidate):
                     return candidate
         except GenomeError as exc:
@@ -73,6 +74,15 @@ class OperatorInfo:
         except NotApplicable:
             return False
         return True
+
+
+def keeps_lineage(child: Genome, parent: Genome) -> Genome:
+    """``child`` with at least ``parent``'s ``id_counter``: a transform that builds its result
+    from scratch (``Genome(...)``, not ``attrs.evolve``) would otherwise let a later mutation
+    reuse the id of a layer it dropped."""
+    if not isinstance(child, Genome) or child.id_counter >= parent.id_counter:
+        return child
+    return attrs.evolve(child, id_counter=parent.id_counter)
 
 
 def admits(config: MutationConfig, genome: Genome) -> bool:

@@ -1,6 +1,7 @@
 """Weight inheritance: a child network starts from its parent's trained weights.
 
-Layers are matched by node id, which mutations keep (a new layer gets a fresh id). Every
+Layers are matched by node id, which mutations keep (a new layer gets an id no ancestor had:
+``genomics.Genome.id_counter``). Every
 parameter and buffer of a matched layer is copied where shapes agree; where a mutation changed
 a shape, what overlaps is copied and the rest is set so that the child computes what its parent
 did wherever that is possible (network morphisms, Net2Net):

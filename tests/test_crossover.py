@@ -230,6 +230,24 @@ def test_subgraph_exchange_gives_fresh_ids_where_the_first_parent_uses_them():
     assert renamed
 
 
+def test_a_layer_added_after_a_removal_is_not_aligned_with_the_removed_one():
+    """A child of lenet5 that lost conv2 and then gained a convolution: crossed with lenet5,
+    which still has conv2, the new layer keeps its own settings (it is not conv2)."""
+    base = zoo.load("lenet5")
+    remove, add = ops.get("remove_convolution"), ops.get("add_convolution")
+    for seed in range(100):
+        fewer = remove.apply(base, random.Random(seed), ops.DEFAULT_CONFIG)
+        if "conv2" not in {n.id for n in fewer.nodes}:
+            break
+    relative = add.apply(fewer, random.Random(0), ops.DEFAULT_CONFIG)
+    (added,) = {n.id for n in relative.nodes} - {n.id for n in fewer.nodes}
+    assert added not in {n.id for n in base.nodes}
+    cross = ops.get_crossover("homologous_crossover")
+    for seed in range(20):
+        child = check_crossover(cross, relative, base, random.Random(seed))
+        assert child.node(added).gene == relative.node(added).gene
+
+
 def test_parents_for_other_inputs_are_not_crossed():
     a, b = G.minimal((1, 8, 8), 10), G.minimal((3, 8, 8), 10)
     for name in CROSSOVERS:

@@ -165,18 +165,19 @@ def test_a_residual_block_repeats_as_a_residual_block():
     )
     assert ops.feature_blocks(genome) == [ops.Block(("conv1", "conv2", "add1"), (4, 4))]
     out = ops.duplicate_blocks(genome, (3,))
+    # Copies are numbered on from the highest number any id has (2), whatever their type.
     assert [(n.id, n.inputs) for n in out.nodes[2:-3]] == [
         ("conv1", ("pool1",)),
         ("conv2", ("conv1",)),
         ("add1", ("conv2", "pool1")),
         ("conv3", ("add1",)),
         ("conv4", ("conv3",)),
-        ("add2", ("conv4", "add1")),
-        ("conv5", ("add2",)),
-        ("conv6", ("conv5",)),
-        ("add3", ("conv6", "add2")),
+        ("add5", ("conv4", "add1")),
+        ("conv6", ("add5",)),
+        ("conv7", ("conv6",)),
+        ("add8", ("conv7", "add5")),
     ]
-    assert out.node("pool2").inputs == ("add3",)
+    assert out.node("pool2").inputs == ("add8",)
 
 
 @pytest.mark.parametrize("inputs", [("conv1", "input"), ("input", "conv1")])

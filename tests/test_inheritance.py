@@ -149,6 +149,38 @@ def test_fewer_channels_keep_the_first_filters_and_a_stride_change_keeps_its_wei
         assert torch.equal(child.conv1.weight, parent.conv1.weight)
 
 
+def _without(genome: G.Genome, removed: str) -> G.Genome:
+    """``genome`` after the ``remove_convolution`` that deletes ``removed``."""
+    remove = ops.get("remove_convolution")
+    for seed in range(100):
+        child = remove.apply(genome, random.Random(seed), ops.DEFAULT_CONFIG)
+        if removed not in {n.id for n in child.nodes}:
+            return child
+    raise AssertionError(f"remove_convolution never removed {removed}")
+
+
+def test_a_layer_added_after_a_removal_starts_as_the_identity_not_as_the_removed_layer():
+    """A child made by two mutations, conv2 removed and then a convolution added, inherits from
+    its parent: the new layer must not be named conv2, or it would take the removed layer's
+    trained weights instead of starting as the identity."""
+    parent_genome = _chain()
+    fewer = _without(parent_genome, "conv2")
+    add = ops.get("add_convolution")
+    child_genome = add.apply(fewer, random.Random(0), ops.DEFAULT_CONFIG)
+    (added,) = {n.id for n in child_genome.nodes} - {n.id for n in fewer.nodes}
+    assert added not in {n.id for n in parent_genome.nodes}
+    parent = trained_like(ph.compile_genome(parent_genome, seed=0), 0)
+    child = ph.compile_genome(child_genome, seed=1)
+    report = ph.inherit_weights(child, child_genome, parent, parent_genome)
+    assert added in report.identity
+    weight = getattr(child, added).weight
+    assert torch.equal(weight, torch.nn.init.dirac_(torch.empty_like(weight)))
+    # A child of the child, stored and loaded in between, does not take conv2 either.
+    stored = G.loads(G.dumps(fewer))
+    grandchild = add.apply(stored, random.Random(0), ops.DEFAULT_CONFIG)
+    assert "conv2" not in {n.id for n in grandchild.nodes}
+
+
 def test_blocks_repeated_by_gene_duplication_inherit_their_originals_weights():
     parent_genome = _chain()
     blocks = ops.feature_blocks(parent_genome)
@@ -289,6 +321,35 @@ def test_a_child_of_a_parent_without_weights_trains_from_scratch_for_the_full_ep
         assert evaluation.planned_epochs == 4 and evaluation.epochs == 4
         assert evaluation.inherited_from is None and "inherit_failed" not in evaluation.metrics
     assert {e["individual"] for e in events} >= set(orphans)
+
+
+def test_a_crossed_child_inherits_from_its_first_parent_only(tmp_path, digits):
+    """What docs/inheritance.md promises a crossed child: its first parent's weights, matched
+    by node id; a layer it has from its mate alone (no layer of that id in the first parent)
+    starts as an added layer does, as the identity or random, not with the mate's weights."""
+    _, rows, evaluations, _ = _run(
+        tmp_path, digits, init="random", population=4, generations=2, crossover_rate=1.0
+    )
+    genomes = {i: G.loads(rows[i]["genome"]) for i in rows}
+    crossed = [
+        i for i in rows if len(rows[i]["parents"]) == 2 and not rows[i]["reused"]
+    ]  # fmt: skip
+    assert crossed
+    from_mate = 0
+    for child in crossed:
+        first, mate = rows[child]["parents"]
+        evaluation = evaluations[child]
+        assert evaluation.inherited_from == first
+        first_ids = {n.id for n in genomes[first].nodes}
+        started = {
+            *evaluation.metrics.get("inherited_identity", []),
+            *evaluation.metrics.get("inherited_fresh", []),
+        }
+        for node in genomes[child].nodes:
+            if isinstance(node.gene, G.Conv | G.Dense) and node.id not in first_ids:
+                assert node.id in started, (child, node.id)
+                from_mate += node.id in {n.id for n in genomes[mate].nodes}
+    assert from_mate, "no crossed child took a layer from its mate alone; pick another seed"
 
 
 def test_the_final_training_can_go_on_from_the_search_weights(tmp_path, digits):
