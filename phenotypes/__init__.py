@@ -21,6 +21,7 @@ from .training import (
     distillation_loss,
     evaluate,
     random_crop_flip,
+    random_translate,
     resolve_device,
     train,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "load_model",
     "measure",
     "random_crop_flip",
+    "random_translate",
     "resolve_device",
     "save_model",
     "size_bytes",

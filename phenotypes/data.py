@@ -34,6 +34,22 @@ class DatasetError(Exception):
     """A dataset cannot be found or read; the message says where and what to do."""
 
 
+#: The augmentations a dataset can ask for: ``crop-flip`` (random crop by padding and horizontal
+#: flip: natural images), ``translate`` (small random shifts, never a flip: digits are not
+#: mirror-symmetric) or ``none``.
+AUGMENTATIONS = ("none", "crop-flip", "translate")
+
+
+def augmentation_kind(value: bool | str) -> str:
+    """An augmentation of :data:`AUGMENTATIONS`; a bool, as datasets took before there were
+    kinds, is ``crop-flip`` (True) or ``none`` (False)."""
+    if isinstance(value, bool):
+        return "crop-flip" if value else "none"
+    if value not in AUGMENTATIONS:
+        raise ValueError(f"augment: must be one of {', '.join(AUGMENTATIONS)}, got {value!r}")
+    return value
+
+
 @attrs.frozen
 class Dataset:
     name: str
@@ -44,8 +60,10 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
-    #: Whether random crop and flip suit this data (CIFAR-like natural images).
-    augment: bool = False
+    #: The augmentation that suits this data (:data:`AUGMENTATIONS`): crop-flip for CIFAR,
+    #: translate for digits, none where the kind of images is unknown. True and False, as
+    #: before kinds, are crop-flip and none.
+    augment: str = attrs.field(default="none", converter=augmentation_kind)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -60,6 +78,14 @@ TORCHVISION = {
     "fashion-mnist": ("FashionMNIST", "FashionMNIST/raw"),
     "cifar10": ("CIFAR10", "cifar-10-batches-py"),
     "cifar100": ("CIFAR100", "cifar-100-python"),
+}
+#: What ``augment = "auto"`` trains each with: flips suit natural images, and small shifts keep
+#: a digit (or a garment, centred as digits are) what it is.
+TORCHVISION_AUGMENT = {
+    "mnist": "translate",
+    "fashion-mnist": "translate",
+    "cifar10": "crop-flip",
+    "cifar100": "crop-flip",
 }
 NAMES = ("digits", *TORCHVISION, "fake:C,H,W[,N]", "PATH.npz", "imagefolder:DIR")
 #: Values of an .npz's ``layout`` entry.
@@ -139,7 +165,7 @@ def _build(
     *,
     val_fraction: float,
     seed: int,
-    augment: bool = False,
+    augment: str = "none",
     num_classes: int | None = None,
     where: str | None = None,
 ) -> Dataset:
@@ -222,7 +248,7 @@ def _torchvision(name: str, root: Path, download: bool, val_fraction: float, see
         None,
         val_fraction=val_fraction,
         seed=seed,
-        augment=name.startswith("cifar"),
+        augment=TORCHVISION_AUGMENT[name],
         num_classes=len(train.classes),
     )
 
@@ -256,7 +282,6 @@ def _fake(spec: str, val_fraction: float, seed: int) -> Dataset:
         None,
         val_fraction=val_fraction,
         seed=seed,
-        augment=False,
         num_classes=10,
     )
 

@@ -16,25 +16,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Dataset
+from genomics import validators
+
+from .data import AUGMENTATIONS, Dataset, augmentation_kind
 
 
 class StopTraining(Exception):
     """Raised by an ``on_epoch`` callback to end training now; the message is the reason."""
 
 
+#: What ``TrainSpec.augment`` takes: ``auto`` (the dataset's own, ``Dataset.augment``) or one of
+#: :data:`~phenotypes.data.AUGMENTATIONS`.
+AUGMENT_CHOICES = ("auto", *AUGMENTATIONS)
+
+
+def _augment_choice(value: bool | str | None) -> str:
+    """``TrainSpec.augment`` from a choice, or as it was before kinds: None (the dataset's),
+    True (crop-flip) or False (none)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return augmentation_kind(value)
+    if value not in AUGMENT_CHOICES:
+        raise ValueError(f"augment: must be one of {', '.join(AUGMENT_CHOICES)}, got {value!r}")
+    return value
+
+
+_not_negative = validators.at_least(0, kind=float, error=ValueError)
+
+
+def _fraction(inst: object, attribute: attrs.Attribute, value: float) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 <= value <= 1:  # NaN too: it compares false
+        raise ValueError(f"{attribute.name}: must be a number in [0, 1], got {value!r}")
+
+
 @attrs.frozen
 class TrainSpec:
-    """How to train. ``None`` for ``bf16``, ``channels_last`` and ``augment`` means automatic:
-    the first two on CUDA only, augmentation when the dataset asks for it."""
+    """How to train. ``None`` for ``bf16`` and ``channels_last`` means automatic: on CUDA only.
+    ``augment`` is one of :data:`AUGMENT_CHOICES`; ``auto`` is what the dataset asks for.
+
+    Weight decay applies to every weight matrix and convolution kernel; one-dimensional
+    parameters (batch-norm weights and biases, layer biases) are decayed only with
+    ``decay_norm_and_bias``: good recipes leave them alone, as they are few and shrinking a
+    batch norm's scale and shift toward zero fights what the layer learnt."""
 
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
+    weight_decay: float = attrs.field(default=5e-4, validator=_not_negative)
+    label_smoothing: float = attrs.field(default=0.1, validator=_fraction)
+    decay_norm_and_bias: bool = True
     schedule: str = attrs.field(
         default="onecycle", validator=attrs.validators.in_(("onecycle", "cosine"))
     )
@@ -43,7 +77,7 @@ class TrainSpec:
     device: str = "auto"
     bf16: bool | None = None
     channels_last: bool | None = None
-    augment: bool | None = None
+    augment: str = attrs.field(default="auto", converter=_augment_choice)
     eval_batch_size: int = 1024
     #: Distillation toward a teacher's logits (used only when ``train`` gets a teacher).
     distill_temperature: float = 4.0
@@ -89,18 +123,58 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Per-image random crop (zero padding ``pad``) and horizontal flip of a batch, on its
-    device, with one gather instead of a loop over images."""
+def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random shift of a batch by up to ``pad`` pixels each way (what leaves the
+    image is cut, what enters is zero), on its device, with one gather instead of a loop over
+    images. Never flips: a mirrored digit is another symbol, or none."""
     n, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
     shifts = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device, generator=generator)
     rows = shifts[0] + torch.arange(h, device=x.device)
     cols = shifts[1] + torch.arange(w, device=x.device)
     batch = torch.arange(n, device=x.device)[:, None, None]
-    out = padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
+    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random crop (zero padding ``pad``) and horizontal flip of a batch, on its
+    device: :func:`random_translate`, then half of the images mirrored."""
+    out = random_translate(x, pad, generator)
+    flip = torch.rand(len(x), device=x.device, generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def translate_pad(shape: tuple[int, ...]) -> int:
+    """The largest shift ``translate`` makes for images of ``shape`` (C, H, W): a fourteenth of
+    the smaller side, rounded (2 pixels at MNIST's 28), at least 1."""
+    return max(1, round(min(shape[-2:]) / 14))
+
+
+def augmenter(kind: str, shape: tuple[int, ...]) -> Callable[..., torch.Tensor] | None:
+    """The batch augmentation of ``kind`` for images of ``shape``: ``f(x, generator)``, or None
+    for ``none``."""
+    if kind == "crop-flip":
+        return lambda x, generator: random_crop_flip(x, 4, generator)
+    if kind == "translate":
+        pad = translate_pad(shape)
+        return lambda x, generator: random_translate(x, pad, generator)
+    return None
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list:
+    """The optimizer's parameter groups: one, decayed, with ``decay_norm_and_bias``; otherwise
+    the weight matrices and kernels decayed and the one-dimensional parameters (norm weights
+    and biases, layer biases) not."""
+    params = list(model.parameters())
+    if decay_norm_and_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decayed = [p for p in params if p.ndim > 1]
+    kept = [p for p in params if p.ndim <= 1]
+    groups = [
+        {"params": decayed, "weight_decay": weight_decay},
+        {"params": kept, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 @torch.inference_mode()
@@ -163,7 +237,7 @@ def train(
     cuda = device.type == "cuda"
     bf16 = cuda if spec.bf16 is None else spec.bf16
     channels_last = cuda if spec.channels_last is None else spec.channels_last
-    augment = data.augment if spec.augment is None else spec.augment
+    augment = augmenter(data.augment if spec.augment == "auto" else spec.augment, data.input_shape)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     torch.manual_seed(spec.seed)
@@ -182,11 +256,10 @@ def train(
     batch_size = min(spec.batch_size, n)
     steps = max(n // batch_size, 1)
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        parameter_groups(model, spec.weight_decay, spec.decay_norm_and_bias),
         lr=spec.lr,
         momentum=spec.momentum,
         nesterov=spec.nesterov and spec.momentum > 0,
-        weight_decay=spec.weight_decay,
     )
     total = spec.epochs * steps
     if spec.schedule == "onecycle":
@@ -206,8 +279,8 @@ def train(
         for step in range(steps):
             idx = order[step * batch_size : (step + 1) * batch_size]
             xb, yb = x_train[idx], y_train[idx]
-            if augment:
-                xb = random_crop_flip(xb, 4, generator).contiguous(memory_format=fmt)
+            if augment is not None:
+                xb = augment(xb, generator).contiguous(memory_format=fmt)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=spec.label_smoothing)

@@ -41,6 +41,7 @@ def test_mnist_style_loaders(tmp_path, name, folder):
     assert data.input_shape == (1, 28, 28) and data.num_classes == 10
     assert data.sizes() == {"train": 54, "val": 6, "test": 20}
     assert abs(float(data.x_train.mean())) < 1e-4  # normalised with the training statistics
+    assert data.augment == "translate"  # shifted digits and garments stay what they are
 
 
 def write_cifar(root, hundred: bool, rng, per_batch=20) -> None:
@@ -77,7 +78,7 @@ def test_cifar_loaders(tmp_path, monkeypatch, hundred):
     data = ph.load_dataset("cifar100" if hundred else "cifar10", tmp_path)
     assert data.input_shape == (3, 32, 32)
     assert data.num_classes == (100 if hundred else 10)
-    assert data.augment is True
+    assert data.augment == "crop-flip"
     assert data.sizes()["test"] == 20
     assert data.sizes()["train"] + data.sizes()["val"] == (20 if hundred else 100)
 

@@ -1,5 +1,7 @@
 import math
 
+import attrs
+import numpy as np
 import pytest
 import torch
 
@@ -111,3 +113,125 @@ def test_genomes_need_matching_data(digits):
     genome = G.minimal((3, 32, 32), 10)
     with pytest.raises(RuntimeError):
         ph.train(ph.compile_genome(genome), digits, ph.TrainSpec(epochs=1, device="cpu"))
+
+
+# --- the recipe: weight decay, label smoothing, augmentation ------------------------------------
+
+
+def small_bn_net(data) -> torch.nn.Module:
+    torch.manual_seed(0)
+    c = data.input_shape[0]
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(c, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * data.input_shape[1] * data.input_shape[2], data.num_classes),
+    )
+
+
+def test_weight_decay_is_kept_off_norm_weights_and_biases_unless_asked(digits):
+    model = small_bn_net(digits)
+    bn, conv, linear = model[1], model[0], model[4]
+    groups = ph.training.parameter_groups(model, 5e-4, decay_norm_and_bias=False)
+    decayed = {id(p) for g in groups if g["weight_decay"] == 5e-4 for p in g["params"]}
+    kept = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert decayed == {id(conv.weight), id(linear.weight)}
+    assert kept == {id(bn.weight), id(bn.bias), id(conv.bias), id(linear.bias)}
+    (single,) = ph.training.parameter_groups(model, 5e-4, decay_norm_and_bias=True)
+    assert single["weight_decay"] == 5e-4 and len(single["params"]) == 6
+
+    # Trained under a strong decay, the batch-norm scales shrink only when they are decayed.
+    def bn_scale(decay_norm_and_bias: bool) -> float:
+        net = small_bn_net(digits)
+        spec = ph.TrainSpec(
+            epochs=3, weight_decay=0.05, decay_norm_and_bias=decay_norm_and_bias, device="cpu"
+        )
+        assert ph.train(net, digits, spec).status == "completed"
+        return net[1].weight.abs().mean().item()
+
+    assert bn_scale(True) < 0.9 * bn_scale(False)
+
+
+def test_label_smoothing_changes_training(digits):
+    def losses(smoothing: float) -> list[float]:
+        spec = ph.TrainSpec(epochs=2, label_smoothing=smoothing, device="cpu")
+        return [h.train_loss for h in ph.train(lenet(digits), digits, spec).history]
+
+    # Smoothed targets cannot be fitted to zero loss: the loss stays higher.
+    assert losses(0.3)[-1] > losses(0.0)[-1]
+
+
+def test_translate_shifts_and_never_flips():
+    # Every pixel of every image distinct, so a shifted window and a mirrored one never agree.
+    x = torch.arange(64 * 2 * 7 * 7, dtype=torch.float32).reshape(64, 2, 7, 7) + 1
+    out = ph.random_translate(x, 2, torch.Generator().manual_seed(0))
+    again = ph.random_translate(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out, again)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    shifts = set()
+    for i in range(len(x)):
+        found = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(out[i], padded[i, :, dy : dy + 7, dx : dx + 7])
+        ]
+        assert len(found) == 1, f"image {i} is no shifted copy of its input"
+        shifts.add(found[0])
+    assert len(shifts) > 10  # shifts differ per image
+    # The same check does catch a flip: crop-flip mirrors about half of the images.
+    flipped = ph.random_crop_flip(x, 2, torch.Generator().manual_seed(0))
+    mirrored = sum(
+        not any(
+            torch.equal(flipped[i], padded[i, :, dy : dy + 7, dx : dx + 7])
+            for dy in range(5)
+            for dx in range(5)
+        )
+        for i in range(len(x))
+    )
+    assert 16 < mirrored < 48
+
+
+def test_translate_shifts_by_a_fourteenth_of_the_image():
+    assert [ph.training.translate_pad(s) for s in [(1, 8, 8), (1, 28, 28), (3, 32, 32)]] == [
+        1,
+        2,
+        2,
+    ]
+
+
+def test_augment_auto_follows_the_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (64, 8, 8), dtype=np.uint8), "y_train": np.arange(64) % 4,
+        "x_test": rng.integers(0, 256, (8, 8, 8), dtype=np.uint8), "y_test": np.arange(8) % 4,
+    }  # fmt: skip
+    np.savez(tmp_path / "mine.npz", **arrays)
+    data = ph.load_dataset(str(tmp_path / "mine.npz"))
+    assert data.augment == "none"  # an .npz says nothing of what its images are
+
+    def history(data, augment):
+        spec = ph.TrainSpec(epochs=2, batch_size=16, augment=augment, device="cpu")
+        net = ph.compile_genome(zoo.load("lenet5", data.input_shape, 4), seed=0)
+        return [(h.train_loss, h.val_accuracy) for h in ph.train(net, data, spec).history]
+
+    assert history(data, "auto") == history(data, "none")
+    assert history(data, "auto") != history(data, "translate")
+    asks = attrs.evolve(data, augment="translate")
+    assert history(asks, "auto") == history(data, "translate")
+    assert attrs.evolve(data, augment=True).augment == "crop-flip"  # as before kinds
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("augment", "flip", "augment: must be one of auto, none, crop-flip, translate, got 'flip'"),
+        ("weight_decay", -1.0, "weight_decay: must be a finite number >= 0, got -1.0"),
+        ("label_smoothing", 1.5, "label_smoothing: must be a number in [0, 1], got 1.5"),
+    ],
+)
+def test_bad_recipe_settings_are_refused_in_one_line(field, value, message):
+    with pytest.raises(ValueError) as info:
+        ph.TrainSpec(**{field: value})
+    assert str(info.value) == message
