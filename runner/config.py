@@ -40,6 +40,8 @@ _not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
 _finite_limit = validators.at_least(0, kind=float, note=" (0: no limit)", **_CHECKS)
 _per_child = validators.pair(**_CHECKS)
 EXECUTORS = ("auto", "serial", "local", "ray")
+#: Values of ``augment`` (phenotypes.training.AUGMENT_CHOICES, without importing torch here).
+AUGMENTS = ("auto", "none", "crop-flip", "translate")
 
 
 def _device_list(value: Any) -> tuple[str, ...]:
@@ -134,6 +136,20 @@ class Experiment:
     schedule: str = field(
         default="onecycle", validator=validators.one_of(("onecycle", "cosine"), **_CHECKS)
     )
+    #: SGD weight decay, on weight matrices and kernels (and see decay_norm_and_bias).
+    weight_decay: float = field(
+        default=5e-4, converter=float, validator=validators.at_least(0, kind=float, **_CHECKS)
+    )
+    #: Label smoothing of the training loss, in [0, 1].
+    label_smoothing: float = field(default=0.1, converter=float, validator=_rate)
+    #: Weight decay on batch-norm weights and biases and layer biases too (false: on neither).
+    decay_norm_and_bias: bool = field(
+        default=True, validator=validators.instance_of(bool, "true or false", **_CHECKS)
+    )
+    #: Training augmentation: crop-flip (random crop and horizontal flip), translate (small
+    #: shifts, no flip), none, or auto: crop-flip for CIFAR, translate for MNIST and
+    #: Fashion-MNIST, none where the kind of images is unknown (.npz, image folders, fake).
+    augment: str = field(default="auto", validator=validators.one_of(AUGMENTS, **_CHECKS))
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)
     #: Most FLOPs per image a genome may cost (0: no limit); held like max_params.
@@ -329,7 +345,17 @@ INTRODUCED = {
     "inherit": False,
     "inherit_epochs": 0,
     "final_from": "scratch",
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.1,
+    "decay_norm_and_bias": True,
 }
+
+
+def introduced(values: dict[str, Any]) -> dict[str, Any]:
+    """:data:`INTRODUCED`, and the ``augment`` of a stored configuration ``values`` that lacks
+    it: what its dataset was trained with then (crop and flip for CIFAR only)."""
+    cifar = values.get("dataset", "digits") in ("cifar10", "cifar100")
+    return {**INTRODUCED, "augment": "crop-flip" if cifar else "none"}
 
 
 def from_dict(values: dict[str, Any]) -> Experiment:

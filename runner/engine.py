@@ -132,6 +132,10 @@ class Engine:
             batch_size=experiment.batch_size,
             lr=experiment.lr,
             schedule=experiment.schedule,
+            weight_decay=experiment.weight_decay,
+            label_smoothing=experiment.label_smoothing,
+            decay_norm_and_bias=experiment.decay_norm_and_bias,
+            augment=experiment.augment,
             device=self.device,
         )
         self.evaluator = evaluator or make_evaluator(

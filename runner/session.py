@@ -150,7 +150,7 @@ def prepare_resume(run_dir: str | Path, **asked: Any) -> Resumption:
                 raise StoreError(f"{store.path}: its configuration is damaged ({exc})") from None
             status = store.get_meta("status")
             fingerprint = store.get_meta("data_fingerprint")
-        stored = cfg.from_dict({**cfg.INTRODUCED, **values, "run_dir": str(run_dir)})
+        stored = cfg.from_dict({**cfg.introduced(values), **values, "run_dir": str(run_dir)})
         changes = cfg.resume_changes(stored, {k: v for k, v in asked.items() if v is not None})
         if status == "complete" and not set(changes) & set(cfg.LIMITS):
             raise RunError(

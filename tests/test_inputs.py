@@ -208,3 +208,47 @@ def test_experiments_that_mean_nothing_fail_validation_in_one_line(doc):
         k % 2 == 1 for k in (*config.kernel_sizes, config.new_conv_kernel, config.sep_kernel)
     )
     assert all(math.isfinite(w) and w >= 0 for w in experiment.weights.values())
+
+
+@pytest.mark.parametrize(
+    ("toml", "flags", "message"),
+    [
+        ('augment = "flip"\n', ["--augment", "flip"], "augment: must be one of auto, none,"),
+        ("weight_decay = -1.0\n", ["--weight-decay", "-1"], "weight_decay: must be a finite"),
+        ("weight_decay = nan\n", ["--weight-decay", "nan"], "weight_decay: must be a finite"),
+        ("label_smoothing = 1.5\n", ["--label-smoothing", "1.5"], "label_smoothing: must be a"),
+        ('decay_norm_and_bias = "no"\n', None, "decay_norm_and_bias: must be true or false"),
+    ],
+)
+def test_bad_training_recipe_settings_are_refused_in_one_line(tmp_path, toml, flags, message):
+    config = tmp_path / "exp.toml"
+    config.write_text(toml)
+    one_line_error(validate(config), f"{config}: {message}")
+    if flags:
+        run = tmp_path / "run"
+        result = CliRunner().invoke(main, ["evolve", *flags, "--run-dir", str(run)])
+        if flags[0] == "--augment":  # a choice: click refuses it, naming the choices
+            assert result.exit_code == 2 and "'flip' is not one of" in result.output
+        else:
+            one_line_error(result, f"error: {message}")
+        assert not run.exists()
+
+
+def test_the_recipe_settings_are_the_trainers():
+    import phenotypes as ph
+
+    assert cfg.AUGMENTS == ph.training.AUGMENT_CHOICES
+    experiment, spec = cfg.Experiment(), ph.TrainSpec()
+    for key in ("weight_decay", "label_smoothing", "decay_norm_and_bias", "augment"):
+        assert getattr(experiment, key) == getattr(spec, key), key
+
+
+@pytest.mark.parametrize(("dataset", "augment"), [("digits", "none"), ("cifar10", "crop-flip")])
+def test_a_stored_run_without_the_recipe_settings_trains_as_it_did(dataset, augment):
+    stored = cfg.from_dict({**cfg.introduced({"dataset": dataset}), "dataset": dataset})
+    assert (stored.weight_decay, stored.label_smoothing, stored.decay_norm_and_bias) == (
+        5e-4,
+        0.1,
+        True,
+    )
+    assert stored.augment == augment  # what the dataset got before augment was a setting

@@ -65,6 +65,20 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
             " [default: 30].",
         },
     ),
+    # The training recipe, as `ecogen train` takes it; checked by the experiment.
+    (("--weight-decay",), {"type": float, "help": "[default: 5e-4]"}),
+    (("--label-smoothing",), {"type": float, "help": "[default: 0.1]"}),
+    (
+        ("--decay-norm-and-bias/--no-decay-norm-and-bias",),
+        {"default": None, "help": "Weight decay on norm weights and biases too [default: yes]."},
+    ),
+    (
+        ("--augment",),
+        {
+            "type": click.Choice(["auto", "none", "crop-flip", "translate"]),
+            "help": "As for `ecogen train` [default: auto].",
+        },
+    ),
     (
         ("--init",),
         {"help": "First population: minimal, random, mixed or zoo:NAME[,NAME] [default: random]."},

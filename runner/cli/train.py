@@ -42,6 +42,21 @@ from .common import fmt_int, fmt_size, load_genome
 @click.option(
     "--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True
 )
+@click.option("--weight-decay", default=5e-4, show_default=True, type=click.FloatRange(0))
+@click.option("--label-smoothing", default=0.1, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--decay-norm-and-bias/--no-decay-norm-and-bias",
+    default=True,
+    show_default=True,
+    help="Weight decay on norm weights and biases too.",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(["auto", "none", "crop-flip", "translate"]),
+    default="auto",
+    show_default=True,
+    help="auto: crop-flip for CIFAR, translate for MNIST-like, else none.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
@@ -94,6 +109,10 @@ def train(
     batch_size: int,
     lr: float,
     schedule: str,
+    weight_decay: float,
+    label_smoothing: float,
+    decay_norm_and_bias: bool,
+    augment: str,
     seed: int,
     device: str,
     out: str | None,
@@ -143,6 +162,10 @@ def train(
         batch_size=batch_size,
         lr=lr,
         schedule=schedule,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
+        decay_norm_and_bias=decay_norm_and_bias,
+        augment=augment,
         seed=seed,
         device=str(target),
     )
