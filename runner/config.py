@@ -7,6 +7,7 @@ Top-level keys are the ``ecogen evolve`` flags (with ``_`` for ``-``); ``[mutati
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 from pathlib import Path
@@ -58,6 +59,28 @@ def _gpus(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
             raise ConfigError(f"devices: each must be cuda or cuda:N, got {device!r}")
 
 
+#: Seeds the data split's generators take (scikit-learn's and NumPy's are 32-bit).
+MAX_SEED = 2**32 - 1
+
+
+def _seed(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if not number or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"seed: must be an integer in [0, {MAX_SEED}], got {value!r}")
+
+
+def _unknown_key(key: str, known: list[str], table: str = "") -> ConfigError:
+    """The error for an unknown key: the closest known one, as click suggests an option."""
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    elif table:
+        hint = f" (known: {', '.join(sorted(known))})"
+    else:
+        hint = " (a run's experiment.toml lists every key)"
+    return ConfigError(f"{table}{key}: unknown key{hint}")
+
+
 def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
     if value in ("minimal", "random", "mixed") or value.startswith("zoo:"):
         return
@@ -86,7 +109,7 @@ class Experiment:
     dataset: str = "digits"
     data_dir: str = "data"
     run_dir: str = ""
-    seed: int = 0
+    seed: int = field(default=0, validator=_seed)
     device: str = field(
         default="auto", validator=validators.one_of(("auto", "cpu", "cuda"), **_CHECKS)
     )
@@ -192,9 +215,7 @@ class Experiment:
         known = {a.name for a in attrs.fields(operators.MutationConfig)} - {"bounds"}
         unknown = sorted(set(self.mutation) - known)
         if unknown:
-            raise ConfigError(
-                f"mutation.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
-            )
+            raise _unknown_key(unknown[0], sorted(known), "mutation.")
         bounds = Bounds(max_params=self.max_params or None, max_flops=self.max_flops or None)
         try:
             return operators.MutationConfig(bounds=bounds, **self.mutation)
@@ -253,14 +274,49 @@ class Experiment:
         import operators
         import strategies
 
+        if self.executor == "serial" and self.workers > 1:
+            raise ConfigError(
+                f"workers: {self.workers} with executor serial, which trains one candidate at a"
+                f" time (use --executor local for {self.workers} worker processes, or --workers 1)"
+            )
         self.mutation_config()
         self.check_weights(operators.names())
+        if self.mutations_per_child[1] > 0 and not any(
+            self.weights.get(name, info.weight) > 0 for name, info in operators.registered().items()
+        ):
+            raise ConfigError(
+                "weights: every mutation operator has weight 0, so every child would be a copy"
+                " of its parent; give one a weight > 0 (or set mutations_per_child = [0, 0] for"
+                " children by crossover alone)"
+            )
         self.check_crossover_weights()
         self.zoo_names()
         try:
             strategies.Search(self.strategy_objects(), seed=self.seed).objectives()
         except strategies.StrategyError as exc:
             raise ConfigError(str(exc)) from None
+
+    def ignored(self, device: str | None = None) -> list[str]:
+        """The settings given that change nothing, one line each saying why: inherit_epochs
+        without inherit, and the GPU settings when the run trains on the CPU (``device``, where
+        it trains once resolved; by default only a configured ``cpu`` is known)."""
+        notes = []
+        if self.inherit_epochs and not self.inherit:
+            notes.append(
+                f"inherit_epochs = {self.inherit_epochs} is ignored: children inherit no weights"
+                " without inherit = true (--inherit)"
+            )
+        if (device or self.device) == "cpu":
+            if self.per_device != 1:
+                notes.append(
+                    f"per_device = {self.per_device} is ignored: the run trains on the CPU"
+                    " (workers sets how many candidates train at once there)"
+                )
+            if self.devices:
+                notes.append(
+                    f"devices = {_show(self.devices)} is ignored: the run trains on the CPU"
+                )
+        return notes
 
     @property
     def children(self) -> int:
@@ -366,9 +422,12 @@ def from_dict(values: dict[str, Any]) -> Experiment:
         values.setdefault("strategies", {}).setdefault("tournament", {}).setdefault("size", size)
     if isinstance(values.get("strategy"), str):
         values["strategy"] = [values["strategy"]]
+    # A flag's (or a file's) "cuda:0,cuda:1": cattrs would make a tuple of its characters.
+    if isinstance(values.get("devices"), str):
+        values["devices"] = list(_device_list(values["devices"]))
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(FIELDS)})")
+        raise _unknown_key(unknown[0], list(FIELDS))
     # cattrs would turn "3" into 3; a config that says "3" where a number belongs is a mistake.
     for a in attrs.fields(attrs.resolve_types(Experiment)):
         if a.name in values and a.type is bool and not isinstance(values[a.name], bool):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,47 @@ def local_ray_root(temp: str | None = None) -> str | None:
     if len(os.fsencode(default)) + _AFTER_ROOT <= _SOCKET_PATH_MAX:
         return None
     return tempfile.mkdtemp(prefix="ecogen-ray-", dir="/tmp")
+
+
+_NO_CLUSTER_HINT = (
+    "start one with `ray start --head`, or leave --ray-address empty for a Ray of the run's own"
+)
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """RunError when the Ray cluster a run would join does not answer, said before the run
+    writes anything: ``ray.init`` retries such an address for minutes and then fails. ``address``
+    is the run's ``ray_address``; empty, Ray's own RAY_ADDRESS is used, and without either the
+    run starts a Ray of its own (nothing to reach)."""
+    source = f"--ray-address {address}"
+    if not address and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
+        source = f"RAY_ADDRESS {address}"
+    if address in ("", "local"):
+        return
+    if address == "auto":
+        try:  # where ray.init(address="auto") looks: RAY_ADDRESS, then this machine's clusters
+            from ray._private.services import get_ray_address_from_environment
+        except ImportError:  # pragma: no cover - another Ray layout: ray.init will say
+            return
+        try:
+            address = get_ray_address_from_environment("auto", None)
+        except ConnectionError:
+            raise RunError(f"{source}: no running Ray cluster found; {_NO_CLUSTER_HINT}") from None
+    client = address.startswith("ray://")
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon and client:  # Ray Client's default port
+        host, port = address.removeprefix("ray://"), "10001"
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    if not host or not port.isdigit():
+        raise RunError(f"{source}: not a Ray address (auto, HOST:PORT or ray://HOST[:PORT])")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise RunError(
+            f"{source}: no Ray cluster answers at {host}:{port} ({reason}); {_NO_CLUSTER_HINT}"
+        ) from None
 
 
 class RayEvaluator:

@@ -33,6 +33,35 @@ def data_fingerprint(data: Any) -> str:
     return digest.hexdigest()
 
 
+def check_machine(experiment: cfg.Experiment) -> list[str]:
+    """RunError when this machine lacks what ``experiment`` trains on (its device, the GPUs it
+    names, its Ray cluster), found before anything is written, so that the fix the message
+    suggests works on the same run directory; else the settings this machine makes moot
+    (:meth:`~runner.config.Experiment.ignored`), one line each."""
+    import torch
+
+    from phenotypes import resolve_device
+
+    try:
+        device = resolve_device(experiment.device)
+    except RuntimeError as exc:
+        raise RunError(str(exc)) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        for name in experiment.devices:
+            index = name.partition(":")[2]
+            if index and int(index) >= count:
+                raise RunError(
+                    f"devices: {name}: no such GPU (this machine has {count}:"
+                    f" cuda:0 to cuda:{count - 1})"
+                )
+    if experiment.executor == "ray":
+        from .ray_cluster import check_reachable
+
+        check_reachable(experiment.ray_address)
+    return experiment.ignored(device.type)
+
+
 def claim(run_dir: str | Path) -> RunLock:
     """Lock ``run_dir`` (created if missing) for a new run; RunError if another process holds
     it or it already holds a run."""
@@ -55,6 +84,7 @@ def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) ->
     """A new run in ``experiment.run_dir``: writes ``experiment.toml`` and creates the store.
     ``lock`` is the directory's, from :func:`claim` (taken here when not given)."""
     experiment.check()
+    check_machine(experiment)
     costs = None
     if experiment.max_latency_ms:  # the first genomes' latency, measured where the run runs
         from phenotypes import resolve_device
@@ -99,6 +129,8 @@ class Resumption:
     experiment: cfg.Experiment
     changes: dict[str, Any]
     fingerprint: str | None
+    #: What the run sets that this machine makes moot (:func:`check_machine`), one line each.
+    notes: list[str] = attrs.field(factory=list)
 
     def check_data(self, data: Any) -> None:
         """RunError when ``data`` is not the data the run started with."""
@@ -159,10 +191,11 @@ def prepare_resume(run_dir: str | Path, **asked: Any) -> Resumption:
             )
         experiment = attrs.evolve(stored, **changes)
         experiment.check()
+        notes = check_machine(experiment)
     except BaseException:
         lock.release()
         raise
-    return Resumption(run_dir, lock, experiment, changes, fingerprint)
+    return Resumption(run_dir, lock, experiment, changes, fingerprint, notes)
 
 
 def open_run(run_dir: str | Path, **overrides: Any) -> tuple[Store, cfg.Experiment]:

@@ -35,6 +35,9 @@ from .schema import (
     check_file,
 )
 
+#: The tables every schema version has (later ones are created when a store is upgraded).
+_FIRST_TABLES = ("meta", "config", "evaluations", "individuals", "checkpoints")
+
 __all__ = ["FILENAME", "SCHEMA_VERSION", "Store", "StoreError", "check_file"]
 
 
@@ -80,6 +83,12 @@ class Store(History):
                 f"{self.path}: run store schema {version} was written by a newer ecogen (this"
                 f" one reads up to {SCHEMA_VERSION}); upgrade ecogen to open it"
             )
+        tables = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        missing = [t for t in _FIRST_TABLES if t not in tables]
+        if missing:  # a meta table alone is not a run store: reading it would fail mid-command
+            raise StoreError(f"{self.path}: not an ecogen run store (no {missing[0]} table)")
         if readonly:
             return
         self.db.execute("PRAGMA journal_mode=WAL")

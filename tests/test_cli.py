@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -133,3 +134,60 @@ def test_console_script_trains_lenet_to_97_percent(tmp_path):
     ecogen = [sys.executable, "-m", "runner.cli"]
     subprocess.run([*ecogen, "train", "lenet5", "--device", "cpu", "--out", str(out)], check=True)
     assert json.loads((out / "summary.json").read_text())["test_accuracy"] >= 0.97
+
+
+TINY_RUN = [
+    "--dataset", "digits", "--population", "2", "--generations", "0", "--epochs", "1",
+    "--final-epochs", "0", "--init", "minimal",
+]  # fmt: skip
+
+
+def _one_line_error(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="needs a machine without a CUDA GPU"
+)
+def test_a_missing_gpu_fails_before_the_run_directory_is_written(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["evolve", *TINY_RUN, "--run-dir", str(run_dir)]
+    failed = CliRunner().invoke(main, [*args, "--device", "cuda"])
+    _one_line_error(failed, "device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    assert not run_dir.exists()
+    # The hint works on the same directory.
+    again = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert again.exit_code == 0, again.output
+    assert (run_dir / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_an_unreachable_ray_cluster_fails_before_the_run_directory_is_written(tmp_path, where):
+    pytest.importorskip("ray")
+    run_dir = tmp_path / "run"
+    args = [*TINY_RUN, "--device", "cpu", "--executor", "ray", "--run-dir", str(run_dir)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if where == "flag":
+        args += ["--ray-address", "127.0.0.1:1"]
+        source = "--ray-address 127.0.0.1:1"
+    else:
+        env["RAY_ADDRESS"] = "127.0.0.1:1"
+        source = "RAY_ADDRESS 127.0.0.1:1"
+    # A subprocess: Ray, once connected, would stay in this one; and ray.init retries an
+    # address that does not answer for minutes, which the timeout turns into a failure.
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "evolve", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {source}: no Ray cluster answers"), (
+        proc.stderr
+    )
+    assert not run_dir.exists()

@@ -134,6 +134,84 @@ def test_function_preserving_starts_hold_where_their_conditions_do(change):
         assert report.zeroed == ("sep9_restore",)
 
 
+def _grouped_chain(groups: int) -> G.Genome:
+    """conv1, then ``grouped``, a 3x3 convolution of ``groups`` groups on its 8 channels (8:
+    depthwise, as in MobileNet), then a 1x1 convolution mixing them, as in a SEP-Net module."""
+    return G.Genome(
+        (1, 8, 8),
+        4,
+        [
+            G.Node("input", G.Input()),
+            G.Node("conv1", G.Conv(8), ("input",)),
+            G.Node("grouped", G.Conv(8, groups=groups), ("conv1",)),
+            G.Node("mix", G.Conv(8, kernel=1), ("grouped",)),
+            G.Node("pool1", G.Pool("avg", global_pool=True), ("mix",)),
+            G.Node("classifier", G.Dense(4, activation="none"), ("pool1",)),
+            G.Node("output", G.Output(), ("classifier",)),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "change"),
+    [
+        (4, {"out_channels": 12}),  # 2 filters a group, then 3
+        (4, {"out_channels": 16, "kernel": 5, "padding": 2}),
+        (8, {"out_channels": 16}),  # depthwise, then two filters a channel
+        (8, {"out_channels": 24}),
+        (8, {"kernel": 5, "padding": 2}),
+    ],
+    ids=[
+        "grouped wider",
+        "grouped wider larger kernel",
+        "depthwise x2",
+        "depthwise x3",
+        "depthwise larger kernel",
+    ],
+)
+def test_function_preserving_starts_hold_in_grouped_and_depthwise_layers(groups, change):
+    """A grouped convolution given more filters keeps each group's filters in that group (the
+    filters of group g see only group g's input channels), and the layer reading it gets zero
+    weights from the new ones: the child computes what its parent does."""
+    parent = _grouped_chain(groups)
+    child = _replace(parent, "grouped", **change)
+    want, got, report = _outputs_after_inheriting(parent, child)
+    assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
+    assert not report.fresh
+
+
+def test_a_layer_reading_a_concatenation_finds_its_channels_when_an_input_widens():
+    """conv3 reads [conv2, conv1] concatenated; conv2 with more filters moves conv1's channels
+    along: conv3's weights follow them, and get zero weights from conv2's new filters."""
+    parent = G.Genome(
+        (1, 8, 8),
+        4,
+        [
+            G.Node("input", G.Input()),
+            G.Node("conv1", G.Conv(6), ("input",)),
+            G.Node("conv2", G.Conv(8), ("conv1",)),
+            G.Node("concat1", G.Concat(), ("conv2", "conv1")),
+            G.Node("conv3", G.Conv(8), ("concat1",)),
+            G.Node("pool1", G.Pool("avg", global_pool=True), ("conv3",)),
+            G.Node("classifier", G.Dense(4, activation="none"), ("pool1",)),
+            G.Node("output", G.Output(), ("classifier",)),
+        ],
+    )
+    want, got, _ = _outputs_after_inheriting(parent, _replace(parent, "conv2", out_channels=11))
+    assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
+
+
+def test_a_wider_depthwise_convolution_keeps_each_channel_s_filter_in_its_group():
+    parent_genome = _grouped_chain(8)
+    child_genome = _replace(parent_genome, "grouped", out_channels=16)
+    parent = trained_like(ph.compile_genome(parent_genome, seed=0), 0)
+    child = ph.compile_genome(child_genome, seed=1)
+    ph.inherit_weights(child, child_genome, parent, parent_genome)
+    # Group g (input channel g) holds filters 2g and 2g + 1: the first is the parent's filter g.
+    assert torch.equal(child.grouped.weight[0::2], parent.grouped.weight)
+    assert torch.equal(child.grouped_bn.running_var[0::2], parent.grouped_bn.running_var)
+
+
 def test_fewer_channels_keep_the_first_filters_and_a_stride_change_keeps_its_weights():
     parent_genome = _chain()
     parent = trained_like(ph.compile_genome(parent_genome, seed=0), 0)

@@ -2,6 +2,7 @@
 the key and what it must be, before anything runs."""
 
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -208,6 +209,157 @@ def test_experiments_that_mean_nothing_fail_validation_in_one_line(doc):
         k % 2 == 1 for k in (*config.kernel_sizes, config.new_conv_kernel, config.sep_kernel)
     )
     assert all(math.isfinite(w) and w >= 0 for w in experiment.weights.values())
+
+
+# A search small enough to run in seconds, for the settings that are only noticed when a run
+# starts (and, before they were checked, ran a whole default search).
+TINY = [
+    "--dataset", "digits", "--population", "2", "--generations", "0", "--epochs", "1",
+    "--final-epochs", "0", "--init", "minimal", "--device", "cpu",
+]  # fmt: skip
+
+
+def evolve(*args) -> object:
+    return CliRunner().invoke(main, ["evolve", *TINY, *map(str, args)])
+
+
+def warnings_of(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+@pytest.mark.parametrize(
+    ("value", "devices"),
+    [
+        ("cuda:0", ("cuda:0",)),
+        ("cuda:0,cuda:1", ("cuda:0", "cuda:1")),
+        (" cuda:0 , cuda ", ("cuda:0", "cuda")),
+        (["cuda:0", "cuda:1"], ("cuda:0", "cuda:1")),
+    ],
+)
+def test_devices_are_a_list_or_a_comma_separated_string_in_a_file(tmp_path, value, devices):
+    config = tmp_path / "exp.toml"
+    config.write_text(tomli_w.dumps({"devices": value}))
+    result = validate(config)
+    assert result.exit_code == 0 and result.output.strip() == f"{config}: ok", result.output
+    assert cfg.from_dict(cfg.load(config)).devices == devices
+
+
+def test_devices_flag_takes_a_comma_separated_list(tmp_path):
+    run = tmp_path / "run"
+    result = evolve("--devices", "cuda:0,cuda:1", "--run-dir", run)
+    assert result.exit_code == 0, result.output
+    assert cfg.from_dict(cfg.load(run / "experiment.toml")).devices == ("cuda:0", "cuda:1")
+    bad = evolve("--devices", "cuda:0,gpu1", "--run-dir", tmp_path / "bad")
+    one_line_error(bad, "error: devices: each must be cuda or cuda:N, got 'gpu1'")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 5_000_000_000])
+def test_seeds_outside_32_bits_are_refused(tmp_path, seed):
+    message = f"seed: must be an integer in [0, 4294967295], got {seed}"
+    with pytest.raises(cfg.ConfigError, match=f"^{re.escape(message)}$"):
+        cfg.from_dict({"seed": seed})
+    run = tmp_path / "run"
+    one_line_error(evolve("--seed", seed, "--run-dir", run), f"error: {message}")
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_seeds_at_the_ends_of_32_bits_are_taken(seed):
+    assert cfg.from_dict({"seed": seed}).seed == seed
+
+
+def test_workers_with_the_serial_executor_are_refused(tmp_path):
+    run = tmp_path / "run"
+    result = evolve("--executor", "serial", "--workers", "3", "--run-dir", run)
+    one_line_error(
+        result,
+        "error: workers: 3 with executor serial, which trains one candidate at a time"
+        " (use --executor local for 3 worker processes, or --workers 1)",
+    )
+    assert not run.exists()
+
+
+def test_inherit_epochs_without_inherit_is_said_to_be_ignored(tmp_path):
+    config = tmp_path / "exp.toml"
+    config.write_text("inherit_epochs = 2\n")
+    note = (
+        "inherit_epochs = 2 is ignored: children inherit no weights without inherit = true"
+        " (--inherit)"
+    )
+    checked = validate(config)
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.strip().splitlines() == [f"{config}: warning: {note}", f"{config}: ok"]
+    result = evolve("--inherit-epochs", "2", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert warnings_of(result) == [f"warning: {note}"]
+    assert not warnings_of(evolve("--inherit", "--inherit-epochs", "2", "-o", tmp_path / "i"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "note"),
+    [
+        (["--per-device", "2"], "per_device = 2 is ignored: the run trains on the CPU"),
+        (["--devices", "cuda:0"], "devices = cuda:0 is ignored: the run trains on the CPU"),
+    ],
+)
+def test_gpu_settings_on_the_cpu_are_said_to_be_ignored(tmp_path, flags, note):
+    result = evolve(*flags, "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    (warning,) = warnings_of(result)
+    assert warning.startswith(f"warning: {note}"), result.stderr
+
+
+def test_mutation_weights_all_zero_are_refused(tmp_path):
+    drawn = [name for name, info in ops.registered().items() if info.weight > 0]
+    config = tmp_path / "exp.toml"
+    config.write_text(tomli_w.dumps({"weights": dict.fromkeys(drawn, 0)}))
+    message = "weights: every mutation operator has weight 0, so every child would be a copy"
+    one_line_error(validate(config), f"{config}: {message}")
+    run = tmp_path / "run"
+    one_line_error(
+        CliRunner().invoke(main, ["evolve", *TINY, "--config", str(config), "-o", str(run)]),
+        f"error: {message}",
+    )
+    assert not run.exists()
+    # Without mutations the weights are never drawn: children come from crossover alone.
+    cfg.from_dict(
+        {"weights": dict.fromkeys(drawn, 0), "mutations_per_child": [0, 0], "crossover_rate": 1}
+    ).check()
+
+
+@pytest.mark.parametrize("command", ["resume", "report"])
+def test_an_sqlite_file_without_the_run_tables_is_not_a_run_store(tmp_path, command):
+    import sqlite3
+
+    from runner.store import FILENAME, SCHEMA_VERSION
+
+    run = tmp_path / "run"
+    run.mkdir()
+    db = sqlite3.connect(run / FILENAME)
+    with db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    db.close()
+    result = CliRunner().invoke(main, [command, str(run)])
+    one_line_error(result, f"error: {run / FILENAME}: not an ecogen run store")
+    assert "Traceback" not in result.output and "OperationalError" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("popluation = 3\n", "popluation: unknown key; did you mean 'population'?"),
+        ("[mutation]\nkernel_size = [3]\n", "mutation.kernel_size: unknown key; did you mean"),
+        ("zzzzzz = 1\n", "zzzzzz: unknown key (a run's experiment.toml lists every key)"),
+    ],
+)
+def test_an_unknown_key_is_named_with_the_closest_known_one(tmp_path, toml, message):
+    config = tmp_path / "exp.toml"
+    config.write_text(toml)
+    result = validate(config)
+    one_line_error(result, f"{config}: {message}")
+    assert len(result.output.strip()) < len(str(config)) + 100, result.output
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,8 @@ def validate(files: tuple[str, ...]) -> None:
         for problem in problems:
             click.echo(f"{file}: {problem.removeprefix(f'{file}: ')}")
         if not problems:
+            for note in _ignored(Path(file)):
+                click.echo(f"{file}: warning: {note}")
             click.echo(f"{file}: ok")
         bad += bool(problems)
     if bad:
@@ -122,6 +124,13 @@ def _problems(path: Path) -> list[str]:
     except ConfigError as exc:
         return [str(exc)]
     return []
+
+
+def _ignored(path: Path) -> list[str]:
+    """What a valid experiment file sets that changes nothing (none for a genome)."""
+    from .. import config as cfg
+
+    return cfg.from_dict(cfg.load(path)).ignored() if path.suffix == ".toml" else []
 
 
 @click.group(name="zoo")

@@ -284,11 +284,14 @@ def evolve(config_file: str | None, live_report: bool, **flags) -> None:
         from ..extras import require
 
         require("ecogen evolve --report", "report")
-    console = Console(stderr=True)
     import phenotypes as ph
 
-    from ..session import claim, start
+    from ..session import check_machine, claim, start
 
+    # A missing GPU or Ray cluster fails here, before the run directory exists.
+    for note in check_machine(experiment):
+        click.echo(f"warning: {note}", err=True)
+    console = Console(stderr=True)
     lock = claim(experiment.run_dir)  # a second process on this directory stops here
     try:
         with console.status(f"loading {experiment.dataset}"):
@@ -324,6 +327,8 @@ def resume(run_dir: str, live_report: bool, **flags) -> None:
 
         require("ecogen resume --report", "report")
     resumption = prepare_resume(run_dir, **_given(flags))
+    for note in resumption.notes:
+        click.echo(f"warning: {note}", err=True)
     experiment = resumption.experiment
     console = Console(stderr=True)
     try:
