@@ -93,6 +93,12 @@ def _rate(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ConfigError(f"{attribute.name}: must be a number in [0, 1], got {value!r}")
 
 
+def _share(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 < value <= 1:
+        raise ConfigError(f"{attribute.name}: must be a number in (0, 1], got {value!r}")
+
+
 def _names(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
@@ -198,6 +204,13 @@ class Experiment:
     #: Probability that a child is made by crossing two parents (then mutated, as every child
     #: is); 0: by mutation alone.
     crossover_rate: float = field(default=0.0, converter=float, validator=_rate)
+    #: A zero-cost proxy (synflow, snip, grad_norm, jacob_cov, naswot or a plugin's; see
+    #: `ecogen plugins`) that screens each generation's children before any is trained; empty:
+    #: no screening (docs/proxies.md).
+    screen: str = ""
+    #: With screen: the share of the candidates made that is trained (children / screen_keep
+    #: are made, the children that score best are kept).
+    screen_keep: float = field(default=0.5, converter=float, validator=_share)
     #: Strategies and presets (tournament, ag-evolution, eigen, nsga2), in the order consulted.
     strategy: tuple[str, ...] = field(default=("tournament",), converter=_names, validator=_listed)
     #: Options per strategy: ``[strategies.extinction] threshold = "quantile"``.
@@ -291,6 +304,13 @@ class Experiment:
             )
         self.check_crossover_weights()
         self.zoo_names()
+        if self.screen:
+            from . import proxies
+
+            try:
+                proxies.get(self.screen)
+            except KeyError as exc:
+                raise ConfigError(f"screen: {exc.args[0]}; see `ecogen plugins`") from None
         try:
             strategies.Search(self.strategy_objects(), seed=self.seed).objectives()
         except strategies.StrategyError as exc:

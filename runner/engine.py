@@ -245,9 +245,24 @@ class Engine:
 
     def _vary(self, gen: int, context: st.Context) -> list[ops.Individual]:
         """This generation's children: the strategies' proposals, then mutated parents, some
-        of them crossed with a mate first (``runner.variation``)."""
+        of them crossed with a mate first (``runner.variation``); with ``screen``, the
+        ``screen_keep`` share of them its proxy scores best (``runner.proxies``)."""
+        e = self.experiment
+        if not e.screen:
+            return self._made(gen, context, self.plan.children)
+        from . import proxies  # with torch, imported where used as elsewhere in the runner
+
+        made = self._made(gen, context, proxies.pool_size(self.plan.children, e.screen_keep))
+        kept, records = proxies.screen(
+            made, self.plan.children, e.screen, self.data, e.batch_size, e.seed
+        )
+        for record in records:
+            self._record("screened", "engine", record.pop("id"), {"proxy": e.screen, **record})
+        return kept
+
+    def _made(self, gen: int, context: st.Context, count: int) -> list[ops.Individual]:
         offspring = []
-        for proposal in self.search.propose(self.population, context)[: self.plan.children]:
+        for proposal in self.search.propose(self.population, context)[:count]:
             child = self._individual(
                 proposal.genome, f"g{gen}_{len(offspring)}", list(proposal.parents), gen
             )
@@ -256,7 +271,7 @@ class Engine:
             self._record("proposed", proposal.source or "strategy", child.id, proposal.note)
             offspring.append(child)
         crossed = variation.crossing(
-            self.rng, self.experiment.crossover_rate, self.plan.children - len(offspring)
+            self.rng, self.experiment.crossover_rate, count - len(offspring)
         )
         parents = iter(self.search.select_parents(self.population, crossed.count(False), context))
         mates = iter(self.search.select_mates(self.population, crossed.count(True), context))

@@ -23,13 +23,14 @@ def install_plugin(tmp_path, monkeypatch):
     """``install_plugin(dist, module, source, entry_points)``: a distribution installed as pip
     would (``module.py`` and a dist-info with ``entry_points``, e.g. ``{"ecogen.operators":
     {"demo": "module:function"}}``) on ``sys.path`` for this test; the registries (operators,
-    crossovers, strategies) scan it.
+    crossovers, strategies, proxies) scan it.
     Returns the folder, for ``PYTHONPATH`` in a subprocess. Undone after the test."""
     import sys
     import textwrap
 
     import operators
     import strategies
+    from runner import proxies
 
     folder = tmp_path / "site-packages"
     folder.mkdir()
@@ -51,6 +52,7 @@ def install_plugin(tmp_path, monkeypatch):
         operators.registered(reload=True)
         operators.registered_crossovers(reload=True)
         strategies.registered(reload=True)
+        proxies.registered(reload=True)
         return folder
 
     yield install
@@ -64,3 +66,4 @@ def install_plugin(tmp_path, monkeypatch):
     operators.registered(reload=True)
     operators.registered_crossovers(reload=True)
     strategies.registered(reload=True)
+    proxies.registered(reload=True)

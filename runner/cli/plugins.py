@@ -1,5 +1,5 @@
-"""``ecogen plugins``: what is registered (operators, crossovers, strategies, presets) and by
-whom, and which plugins were refused."""
+"""``ecogen plugins``: what is registered (operators, crossovers, strategies, presets, proxies)
+and by whom, and which plugins were refused."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import click
 
 @click.command()
 def plugins() -> None:
-    """List the registered operators, crossovers, strategies and presets with the package
-    providing each.
+    """List the registered operators, crossovers, strategies, presets and zero-cost proxies
+    with the package providing each.
 
     Plugins that were refused (an entry point that cannot be loaded, an operator or crossover
     that is not one, a strategy whose hook does not match the specification, a name already
@@ -17,6 +17,8 @@ def plugins() -> None:
     """
     import operators
     import strategies
+
+    from .. import proxies
 
     table = operators.registered(reload=True)
     width = max(len(n) for n in table)
@@ -42,10 +44,15 @@ def plugins() -> None:
     click.echo("presets:")
     for name, members in strategies.PRESETS.items():
         click.echo(f"  {name:<{width}}  {' + '.join(m for m, _ in members)}")
+    click.echo("proxies (zero-cost, for screen; larger: predicted better):")
+    for name, info in proxies.registered(reload=True).items():
+        summary = info.summary if len(info.summary) <= 72 else info.summary[:71] + "…"
+        click.echo(f"  {name:<{width}}  {info.provider:<13} {summary}")
     refused = [
         *operators.refused().values(),
         *operators.refused_crossovers().values(),
         *strategies.refused().values(),
+        *proxies.refused().values(),
     ]
     if refused:
         click.echo("refused:")
