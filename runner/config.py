@@ -292,6 +292,12 @@ class Experiment:
                 f"workers: {self.workers} with executor serial, which trains one candidate at a"
                 f" time (use --executor local for {self.workers} worker processes, or --workers 1)"
             )
+        if 0 < self.max_epochs < self.epochs:
+            # The run's first training is never cut (every run gets a best): it would pass it.
+            raise ConfigError(
+                f"max_epochs: {self.max_epochs} is less than one candidate's training (epochs ="
+                f" {self.epochs}); raise max_epochs or lower epochs"
+            )
         self.mutation_config()
         self.check_weights(operators.names())
         if self.mutations_per_child[1] > 0 and not any(

@@ -414,14 +414,12 @@ def test_the_time_budget_ends_the_training_in_progress_and_resume_trains_it_agai
     assert summary["generations"] == 1 and summary["stopped_by"] == "generations"
 
 
-def test_max_epochs_below_one_training_still_trains_the_runs_first_in_full(tmp_path):
-    """Every run gets a best: like the time budget, max_epochs never cuts the training of a
-    run that has none yet, and nothing trains after it."""
-    summary, run_dir = _run(tmp_path, init="minimal", epochs=3, max_epochs=2)
-    assert summary["stopped_by"] == "epochs" and summary["epochs_trained"] == 3
-    assert [(r["id"], r["status"], r["epochs"]) for r in _evaluations(run_dir)] == [
-        ("g0_0", "ok", 3)
-    ]
+def test_max_epochs_below_one_training_is_refused_before_anything_is_written(tmp_path):
+    """The run's first training is never cut (every run gets a best), so a max_epochs below
+    one candidate's epochs could not be held: it is refused in one line."""
+    with pytest.raises(cfg.ConfigError, match=r"^max_epochs: 2 is less than one candidate's"):
+        _run(tmp_path, init="minimal", epochs=3, max_epochs=2)
+    assert not (tmp_path / "run" / "ecogen.sqlite").exists()
 
 
 def test_summary_seconds_are_the_search_and_the_final_training_is_apart(tmp_path):
