@@ -112,7 +112,8 @@ def mutation(
     ``weight`` is its default draw weight in :func:`operators.mutate`; 0 registers an operator
     that runs only when a run's ``[weights]`` turn it on. ``preserves`` declares whether an
     inheriting child computes its parent's function (:data:`PRESERVES`); ``exact`` is checked
-    by ``operators.testing.check_function_preserved``.
+    by ``operators.testing.check_function_preserved``, and whether the word fits at all by
+    ``operators.testing.check_preserves_declaration``.
 
     The returned function takes an :class:`Individual` (or a bare Genome) plus ``rng`` and
     ``config`` keywords, replaces the genome, records its name in ``individual.operators``,

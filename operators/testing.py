@@ -1,6 +1,7 @@
 """Hypothesis strategies and checks for property-testing mutation operators and crossovers,
 ecogen's own and yours: register an operator, then run it through :func:`mutation_chains` and
-:func:`check_mutation` as ecogen's tests do; a crossover, through :func:`crossover_pairs` and
+:func:`check_mutation` as ecogen's tests do (and :func:`check_preserves_declaration` for what it
+declares under weight inheritance); a crossover, through :func:`crossover_pairs` and
 :func:`check_crossover`.
 
 Needs ``hypothesis`` (the ``dev`` extra).
@@ -14,13 +15,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from genomics import Genome, canonical_hash, dumps, loads
+from genomics import Genome, GenomeError, canonical_hash, dumps, loads
 from genomics.testing import SMALL_SHAPES, genomes, invalid_documents
 
 from .config import DEFAULT_CONFIG, MutationConfig
 from .errors import NotApplicable
 from .mating import CrossoverInfo, get_crossover
-from .registry import OperatorInfo, get, names
+from .registry import OperatorInfo, admits, get, keeps_lineage, names
 from .toolbox import mutate
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "check_crossover",
     "check_function_preserved",
     "check_mutation",
+    "check_preserves_declaration",
     "crossover_pairs",
     "genomes",
     "invalid_documents",
@@ -140,6 +142,21 @@ def trained_like(model: Any, seed: int) -> Any:
     return model.eval()
 
 
+def _inherited_gap(parent: Any, genome: Genome, child: Genome, seed: int) -> float:
+    """How far ``child``, given the weights of ``parent`` (``genome``'s trained-like network)
+    by ``phenotypes.inherit_weights``, computes from it: the largest difference between their
+    outputs on random inputs, in evaluation mode."""
+    import torch
+
+    import phenotypes as ph
+
+    model = ph.compile_genome(child, seed=seed + 1)
+    ph.inherit_weights(model, child, parent, genome)
+    x = torch.randn((4, *genome.input_shape), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return (model.eval()(x) - parent(x)).abs().max().item()
+
+
 def check_function_preserved(
     info: OperatorInfo | str,
     genome: Genome,
@@ -153,8 +170,6 @@ def check_function_preserved(
     (evaluation mode, ``atol``) on random inputs: what an operator declared
     ``preserves="exact"`` promises. Returns the child, or None when the operator does not
     apply. Needs torch."""
-    import torch
-
     import phenotypes as ph
 
     info = get(info) if isinstance(info, str) else info
@@ -163,16 +178,82 @@ def check_function_preserved(
     except NotApplicable:
         return None
     parent = trained_like(ph.compile_genome(genome, seed=seed), seed)
-    model = ph.compile_genome(child, seed=seed + 1)
-    ph.inherit_weights(model, child, parent, genome)
-    x = torch.randn((4, *genome.input_shape), generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        want, got = parent(x), model.eval()(x)
-    assert torch.allclose(got, want, atol=atol, rtol=0), (
-        f"{info.name}: the inheriting child's outputs differ from its parent's by up to"
-        f" {(got - want).abs().max().item():.3g}"
+    gap = _inherited_gap(parent, genome, child, seed)
+    assert gap <= atol, (
+        f"{info.name}: the inheriting child's outputs differ from its parent's by up to {gap:.3g}"
     )
     return child
+
+
+def _children(info: OperatorInfo, genome: Genome, rng: random.Random, config: MutationConfig):
+    """Every distinct valid genome ``info`` makes of ``genome``, in the order it tries them."""
+    seen = {canonical_hash(genome)}
+    try:
+        out = info.transform(genome, rng, config)
+        for candidate in [out] if isinstance(out, Genome) else (out or ()):
+            candidate = keeps_lineage(candidate, genome)
+            if admits(config, candidate) and (digest := canonical_hash(candidate)) not in seen:
+                seen.add(digest)
+                yield candidate
+    except GenomeError:
+        return  # as apply() has it: an impossible gene ends the search
+
+
+def check_preserves_declaration(
+    info: OperatorInfo | str,
+    samples: Sequence[Genome],
+    config: MutationConfig = DEFAULT_CONFIG,
+    seed: int = 0,
+    atol: float = 1e-4,
+) -> tuple[int, int]:
+    """Check what the registry cannot: that an operator's ``preserves`` fits what its children
+    do. Each distinct child the operator can make of each of ``samples`` gets its parent's
+    weights (random, trained-like) and is compared with it, as in
+    :func:`check_function_preserved`:
+
+    - ``exact``: every child computes its parent's function (within ``atol``);
+    - ``approximate``: some children do and some do not (always: it is ``exact``; never: it
+      is ``not``);
+    - ``not``: some child does not (an operator whose children always do promises too little).
+
+    Give samples that both meet and break the operator's conditions (a ReLU'd input and a
+    signed one, grouped convolutions, ...). An operator not declared ``exact`` stops at the
+    first children that confirm it. Returns how many children kept the function and how many
+    did not. Needs torch."""
+    import phenotypes as ph
+
+    info = get(info) if isinstance(info, str) else info
+    kept = changed = 0
+    for index, genome in enumerate(samples):
+        parent = trained_like(ph.compile_genome(genome, seed=seed + index), seed + index)
+        for child in _children(info, genome, random.Random(seed + index), config):
+            gap = _inherited_gap(parent, genome, child, seed + index)
+            if gap <= atol:
+                kept += 1
+            else:
+                changed += 1
+                assert info.preserves != "exact", (
+                    f"{info.name} is declared 'exact', but a child of sample {index} computes"
+                    f" up to {gap:.3g} away from its parent after inheriting its weights"
+                )
+            if changed and (kept or info.preserves == "not"):
+                return kept, changed  # the declaration is borne out
+    assert kept or changed, f"{info.name} makes no child of any sample: nothing to check"
+    if info.preserves == "approximate":
+        assert changed, (
+            f"{info.name} is declared 'approximate', but all {kept} children computed their"
+            " parent's function after inheriting its weights: declare it 'exact'"
+        )
+        assert kept, (
+            f"{info.name} is declared 'approximate', but none of its {changed} children"
+            " computed its parent's function after inheriting its weights: declare it 'not'"
+        )
+    if info.preserves == "not":
+        assert changed, (
+            f"{info.name} is declared 'not', but all {kept} children computed their parent's"
+            " function after inheriting its weights: declare it 'exact' or 'approximate'"
+        )
+    return kept, changed
 
 
 #: How the two parents :func:`crossover_pairs` draws are related.

@@ -20,16 +20,17 @@ from hypothesis import strategies as st
 import genomics as G
 import operators as ops
 import phenotypes as ph
-from operators.testing import check_function_preserved, genomes, trained_like
+from operators.testing import (
+    check_function_preserved,
+    check_preserves_declaration,
+    genomes,
+    trained_like,
+)
 from runner import config as cfg
 from runner.session import start
 
 EXACT = [name for name, info in ops.registered().items() if info.preserves == "exact"]
-
-
-@pytest.mark.parametrize("name", ops.names())
-def test_every_operator_declares_whether_it_preserves_the_function(name):
-    assert ops.get(name).preserves in ops.PRESERVES
+BUILT_IN = [name for name, info in ops.registered().items() if info.provider == "ecogen"]
 
 
 def test_an_operator_declared_with_an_unknown_preservation_is_refused():
@@ -135,16 +136,18 @@ def test_function_preserving_starts_hold_where_their_conditions_do(change):
 
 
 def _grouped_chain(groups: int) -> G.Genome:
-    """conv1, then ``grouped``, a 3x3 convolution of ``groups`` groups on its 8 channels (8:
-    depthwise, as in MobileNet), then a 1x1 convolution mixing them, as in a SEP-Net module."""
+    """Two convolutions, then ``grouped``, a 3x3 convolution of ``groups`` groups on their 8
+    channels (8: depthwise, as in MobileNet), then a 1x1 convolution mixing them without an
+    activation, as in a SEP-Net module."""
     return G.Genome(
         (1, 8, 8),
         4,
         [
             G.Node("input", G.Input()),
-            G.Node("conv1", G.Conv(8), ("input",)),
+            G.Node("stem", G.Conv(8), ("input",)),
+            G.Node("conv1", G.Conv(8), ("stem",)),
             G.Node("grouped", G.Conv(8, groups=groups), ("conv1",)),
-            G.Node("mix", G.Conv(8, kernel=1), ("grouped",)),
+            G.Node("mix", G.Conv(8, kernel=1, activation="none"), ("grouped",)),
             G.Node("pool1", G.Pool("avg", global_pool=True), ("mix",)),
             G.Node("classifier", G.Dense(4, activation="none"), ("pool1",)),
             G.Node("output", G.Output(), ("classifier",)),
@@ -210,6 +213,68 @@ def test_a_wider_depthwise_convolution_keeps_each_channel_s_filter_in_its_group(
     # Group g (input channel g) holds filters 2g and 2g + 1: the first is the parent's filter g.
     assert torch.equal(child.grouped.weight[0::2], parent.grouped.weight)
     assert torch.equal(child.grouped_bn.running_var[0::2], parent.grouped_bn.running_var)
+
+
+def _line(*layers: tuple) -> G.Genome:
+    """input, ``layers`` (``(id, gene)`` reading the one before, or ``(id, gene, inputs)``),
+    then a linear classifier of 4 classes."""
+    nodes = [G.Node("input", G.Input())]
+    for node_id, gene, *inputs in layers:
+        nodes.append(G.Node(node_id, gene, tuple(inputs[0]) if inputs else (nodes[-1].id,)))
+    nodes.append(G.Node("classifier", G.Dense(4, activation="none"), (nodes[-1].id,)))
+    nodes.append(G.Node("output", G.Output(), ("classifier",)))
+    return G.validate(G.Genome((1, 8, 8), 4, nodes))
+
+
+#: Genomes that meet the approximate operators' conditions and genomes that break them: ReLU'd
+#: maps and signed ones (the input, a layer without activation), a grouped convolution reading
+#: what a concatenation could widen, a sum, dropout, pooling, a concatenation and a hidden dense
+#: layer for the removals to remove.
+DECLARATION_SAMPLES = (
+    _chain(),
+    _line(
+        ("stem", G.Conv(8)),
+        ("conv1", G.Conv(8)),
+        ("conv2", G.Conv(8)),
+        ("grouped", G.Conv(8, groups=4)),
+        ("mix", G.Conv(8, kernel=1, activation="none")),
+        ("pool1", G.Pool("avg", global_pool=True)),
+    ),
+    _line(
+        ("stem", G.Conv(8)),
+        ("conv1", G.Conv(8)),
+        ("conv2", G.Conv(8, activation="none")),
+        ("add1", G.Add("relu"), ("conv2", "stem")),
+        ("drop1", G.Dropout(0.3)),
+        ("pool1", G.Pool("max")),
+        ("cat1", G.Concat(), ("pool1", "conv1")),
+        ("pool2", G.Pool("avg", global_pool=True)),
+        ("fc1", G.Dense(16)),
+    ),
+)
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_each_operator_s_declared_preservation_is_what_its_inheriting_children_show(name):
+    """``exact``: every child computes its parent's function; ``approximate``: some do, some
+    do not; ``not``: some do not. The registry only checks that the word is one of three."""
+    check_preserves_declaration(name, DECLARATION_SAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong", "message"),
+    [
+        ("add_dropout", "approximate", "declare it 'exact'"),
+        ("add_dropout", "not", "declare it 'exact' or 'approximate'"),
+        ("remove_convolution", "exact", "is declared 'exact', but a child"),
+        ("alter_filter_size", "exact", "is declared 'exact', but a child"),
+        ("remove_convolution", "approximate", "declare it 'not'"),
+    ],
+)
+def test_a_wrong_preservation_declaration_is_caught(name, wrong, message):
+    info = attrs.evolve(ops.get(name), preserves=wrong)
+    with pytest.raises(AssertionError, match=message):
+        check_preserves_declaration(info, DECLARATION_SAMPLES)
 
 
 def test_fewer_channels_keep_the_first_filters_and_a_stride_change_keeps_its_weights():
