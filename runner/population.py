@@ -18,7 +18,9 @@ grow networks past it (``max_flops`` is the limit).
 genome retargeted to the data and its widths halved until it keeps the run's hard limits
 (``max_params``, ``max_flops``, ``max_latency_ms`` and the mutation bounds). They are known
 architectures, so the draw's budget ``init_flops_per_pixel`` does not apply to them, only to the
-random genomes that fill the population.
+random genomes that fill the population. Zoo genomes take at most half of it (rounded up), so
+that a small population still starts with random variety; which are taken and why the others
+are not is in the run's events (source ``init``: ``zoo_genome``, ``left_out``).
 """
 
 from __future__ import annotations
