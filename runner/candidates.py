@@ -2,7 +2,10 @@
 (a generation replayed after a stop), from its failed mutation, from the run's limits (refused
 before training: ``runner.costs``), from an earlier training of the same genome trained the same
 way (de-duplication), or from the evaluator; and what follows each one: counting it, keeping its
-weights, storing it with its events, and the best so far."""
+weights, storing it with its events, and the best so far. With a rung schedule (the ``rungs``
+strategy: ``runner.rungs``) a generation is evaluated rung by rung: every candidate to the first
+rung, then, once a rung is complete, its best share on to the next, each promotion decided,
+trained, stored and accepted as a candidate is."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from genomics import canonical_hash, dumps
 
 from . import faults
 from . import rng as rngs
+from . import rungs as rs
 from .costs import refused_by_limits
 from .evaluation import failed_evaluation
 from .evaluators import Judge, Outcome
@@ -42,6 +46,8 @@ class Slot:
     reused: bool = False
     stored: bool = False
     in_flight: bool = False
+    #: A promotion: the candidate's evaluation at the rung it goes on from.
+    previous: Evaluation | None = None
 
 
 class Candidates:
@@ -67,23 +73,84 @@ class Candidates:
         #: The generation being evaluated: with inheritance its weights stay until survivors
         #: are chosen.
         self.current: set[str] = set()
+        #: The generation's rung schedule (None: every candidate trains the plan's epochs),
+        #: the rung being evaluated, and the promotions trained so far in the generation.
+        self.schedule: rs.Schedule | None = None
+        self.rung = 0
+        self.promoted = 0
 
     def evaluate(self, individuals: list[ops.Individual], reporter: Reporter) -> list:
         """Evaluate ``individuals`` until a limit is reached; returns those evaluated, in
         order. The rest of the generation is dropped (its evaluated part is kept); the first
-        population always gets one evaluation, so that every run has a best."""
+        population always gets one evaluation, so that every run has a best (with rungs, a
+        run whose limit comes before any candidate reached the last rung has none).
+
+        With a rung schedule, the candidates evaluated are trained to the first rung, then the
+        promotions of each rung in turn (:meth:`_promotions`), until the last rung or a limit;
+        each individual ends with the evaluation of the highest rung it finished."""
         e = self.engine
         e.sync_context(e.generation)  # as the evaluations begin, for every one of them
         slots = [Slot(ind) for ind in individuals]
         self.current = {ind.id for ind in individuals}
+        self.schedule, self.rung, self.promoted = rs.Schedule.of(e.plan), 0, 0
         # Latency measured with no training under way: the same load for any worker count.
         e.costs.measure_ahead(
             (ind.genome, canonical_hash(ind.genome))
             for ind in individuals
             if getattr(ind, "mutation_failure", None) is None
         )
+        # A training the time budget cut short is kept in the store, but takes no part in the
+        # generation's decisions: its accuracy is that of an unfinished training. A candidate
+        # refused for a limit was never trained: never a parent.
+        done = [
+            slot.ind
+            for slot in self._evaluate(slots, reporter)
+            if not cut_by_budget(slot.evaluation) and not refused_by_limits(slot.evaluation)
+        ]
+        if self.schedule is not None:
+            for rung in range(1, self.schedule.last + 1):
+                slots = self._promotions(slots, rung)
+                if not slots:
+                    break
+                self.rung = rung
+                slots = self._evaluate(slots, reporter)
+        return done
+
+    def _promotions(self, slots: list[Slot], rung: int) -> list[Slot]:
+        """The promotions to ``rung`` from ``slots`` (the candidates of the rung before, all
+        of them in): the ``promote`` share of those that trained to it and finished it, the
+        most accurate (ties in candidate order), in candidate order; none once a limit is
+        reached. Decided here, after the rung is complete, so any worker count promotes the
+        same candidates."""
+        e = self.engine
+        e.stopped_by = e.stopped_by or e.budget.exhausted()  # every candidate is accepted
+        if e.stopped_by:
+            return []
+        finished = [s for s in slots if not s.reused and rs.finished(s.evaluation, rung - 1)]
+        count = st.promoted_count(len(finished), self.schedule.promote)
+        ranked = sorted(finished, key=lambda s: s.evaluation.val_accuracy, reverse=True)
+        chosen = {id(s) for s in ranked[:count]}
+        promoted = [Slot(s.ind, previous=s.evaluation) for s in finished if id(s) in chosen]
+        e._record(
+            "promoted",
+            "engine",
+            None,
+            {
+                "rung": rung,
+                "epochs": self.schedule.epochs[rung],
+                "finished": [s.ind.id for s in finished],
+                "promoted": [s.ind.id for s in promoted],
+                "val_accuracy": [s.previous.val_accuracy for s in promoted],
+            },
+        )
+        return promoted
+
+    def _evaluate(self, slots: list[Slot], reporter: Reporter) -> list[Slot]:
+        """Decide, train and accept ``slots`` in candidate order until a limit is reached;
+        returns the slots accepted, in order."""
+        e = self.engine
         in_flight: dict[str, Slot] = {}
-        done: list[ops.Individual] = []
+        done: list[Slot] = []
         decided = accepted = 0
         stopping = False
 
@@ -92,11 +159,7 @@ class Candidates:
             while accepted < decided and slots[accepted].evaluation is not None:
                 slot = slots[accepted]
                 self._accept(slot, reporter)
-                # A training the time budget cut short is kept in the store, but takes no
-                # part in the generation's decisions: its accuracy is that of an unfinished
-                # training. A candidate refused for a limit was never trained: never a parent.
-                if not cut_by_budget(slot.evaluation) and not refused_by_limits(slot.evaluation):
-                    done.append(slot.ind)
+                done.append(slot)
                 accepted += 1
 
         while True:
@@ -132,7 +195,7 @@ class Candidates:
         if limit == WAIT:
             return WAIT
         e.stopped_by = e.stopped_by or limit
-        if e.stopped_by and (j > 0 or e.generation > 0):
+        if e.stopped_by and (j > 0 or e.generation > 0 or self.rung > 0):
             return STOP
         ind = slot.ind
         if slot.task is None:  # the first look at it (a wait may bring us back)
@@ -140,6 +203,9 @@ class Candidates:
             genome_hash = canonical_hash(ind.genome)
             if self._stored(slot, genome_hash):
                 return KNOWN
+            if slot.previous is not None:  # a promotion: its genome trained, from its weights
+                slot.task = self._task(ind, genome_hash)
+                return self._within_max_epochs(slots, j, accepted)
             failure = getattr(ind, "mutation_failure", None)
             if failure is None:
                 failure = e.costs.refusal(ind.genome, genome_hash)
@@ -147,8 +213,11 @@ class Candidates:
                 self._store(slot, self.with_fitness(failure))
                 return KNOWN
             slot.task = self._task(ind, genome_hash)
-        if any(s.in_flight and s.task.key == slot.task.key for s in slots[:j]):
-            return WAIT  # an identical training is under way: its result may be reused
+        # An identical training under way may give a result to reuse; a rung below the last
+        # never does (a candidate stopped at a rung is not reused).
+        reusable_rung = self.schedule is None or self.schedule.last == 0
+        if reusable_rung and any(s.in_flight and s.task.key == slot.task.key for s in slots[:j]):
+            return WAIT
         hit = self.cache.get(slot.task.key)
         if hit is None:
             return self._within_max_epochs(slots, j, accepted)
@@ -156,10 +225,12 @@ class Candidates:
         why = {
             "source": source,
             "reason": "same genome, planned epochs, teacher and starting weights",
-            "planned_epochs": slot.task.epochs,
+            "planned_epochs": slot.task.key[1],
             "teacher": slot.task.teacher,
             "inherited_from": slot.task.inherit_from,
         }
+        if self.schedule is not None:  # the result of the whole schedule: no rungs to train
+            why["rungs"] = list(self.schedule.epochs)
         self.events.setdefault(ind.id, []).append(e.event("reused", "engine", ind.id, why))
         # Its children inherit what its result was trained into. Copied only from where every
         # worker count and a resumed run find the file alike: the population, this generation,
@@ -194,32 +265,40 @@ class Candidates:
                 planned = slot.task.stop_after or slot.task.epochs
                 more_evaluations, more_epochs = more_evaluations + 1, more_epochs + planned
             elif not slot.reused and not refused_by_limits(slot.evaluation):
-                evaluations, epochs = evaluations + 1, epochs + slot.evaluation.epochs
+                evaluations, epochs = evaluations + 1, epochs + slot.evaluation.trained_epochs
         return evaluations, epochs, more_evaluations, more_epochs
 
     def _within_max_epochs(self, slots: list[Slot], j: int, accepted: int) -> str:
         """``train`` candidate ``j`` (stopping after the epochs ``max_epochs`` leaves, when its
         plan would pass it), or ``wait`` while that depends on trainings under way. A run with
         no best yet trains in full, as the time budget never cuts its training: every run gets
-        a best."""
+        a best. With rungs only the run's first training is spared: a best comes only from
+        the last rung, after many."""
         e, slot = self.engine, slots[j]
         limit = e.experiment.max_epochs
-        _, epochs, _, more_epochs = self._spent(slots, j, accepted)
+        evaluations, epochs, _, more_epochs = self._spent(slots, j, accepted)
         if not limit or epochs + more_epochs + slot.task.epochs <= limit:
             return TRAIN
         if more_epochs:
             return WAIT  # the epochs left depend on where those under way stop
-        if e.best is not None:  # every candidate before this one is accepted by now
+        # Every candidate before this one is accepted by now.
+        if e.best is not None or (self.schedule is not None and evaluations):
             slot.task = attrs.evolve(slot.task, stop_after=limit - epochs)
         return TRAIN
 
     def _stored(self, slot: Slot, genome_hash: str) -> bool:
-        """Take ``slot``'s evaluation from the store when a run stopped before has it."""
+        """Take ``slot``'s evaluation from the store when a run stopped before has it (with
+        rungs: its evaluation at the rung being evaluated)."""
         store = self.engine.store
         known = store.individual(slot.ind.id)
         if known is None or known["genome_hash"] != genome_hash or not known["evaluation"]:
             return False
-        stored = store.evaluation(known["evaluation"])
+        if self.schedule is None or known["reused"]:
+            stored = store.evaluation(known["evaluation"])
+        else:
+            stored = store.rung_evaluation(slot.ind.id, self.rung)
+            if stored is None:
+                return False
         # A training the time budget cut short is done again when its generation is (a resumed
         # run whose budget was raised replays it).
         if cut_by_budget(stored):
@@ -228,6 +307,8 @@ class Candidates:
         return True
 
     def _task(self, ind: ops.Individual, genome_hash: str) -> Task:
+        """``ind``'s training: the plan's epochs (an inheriting child's share of them), or with
+        rungs, those to the rung being evaluated, a promotion from its own rung weights."""
         e = self.engine
         context = e.context
         self.deciding_for = ind.id
@@ -236,13 +317,28 @@ class Candidates:
         finally:
             self.deciding_for = None
         seed = rngs.seed_for(e.experiment.seed, ind.id)
-        parent = self._weights_parent(ind)
-        epochs = e.plan.epochs
-        if parent is not None:
+        epochs, schedule, rung = e.plan.epochs, self.schedule, self.rung
+        if schedule is not None and rung > 0:
+            parent = rs.snapshot(ind.id, rung - 1)
+            epochs = schedule.epochs[rung] - schedule.epochs[rung - 1]
+            seed = rngs.seed_for(e.experiment.seed, f"{ind.id}@{rung}")
+        else:
+            parent = self._weights_parent(ind)
+        if schedule is not None and rung == 0:
+            epochs = schedule.epochs[0]  # an inheriting child's too: the rungs decide
+        elif parent is not None and schedule is None:
             # A quarter by default: bench/inheritance_search.py measured a quarter better than
             # half (docs/benchmarks.md).
             wanted = e.experiment.inherit_epochs or math.ceil(epochs / 4)
             epochs = max(1, min(wanted, epochs))
+        rung_fields = {}
+        if schedule is not None:
+            rung_fields = {
+                "data_fraction": schedule.fractions[rung],
+                "data_seed": rngs.seed_for(e.experiment.seed, "rungs"),
+                "schedule": schedule.key,
+                "rung": rung,
+            }
         task = Task(
             ind.id,
             ind.genome,
@@ -254,7 +350,8 @@ class Candidates:
             operators=ind.operators,
             phase=ind.phase,
             inherit_from=parent,
-            copies=tuple(sorted(getattr(ind, "copies", {}).items())) if parent else (),
+            copies=tuple(sorted(getattr(ind, "copies", {}).items())) if parent and not rung else (),
+            **rung_fields,
         )
         if advice is None:
             return task
@@ -313,7 +410,10 @@ class Candidates:
         with the live strategies, ``snapshot`` elsewhere."""
         e = self.engine
         ind = slot.ind
-        cut = e.best is not None or others
+        # With rungs only the run's first training is spared (a best comes only from the last
+        # rung): the same one for any worker count, the first accepted or the first sent.
+        spared = self.schedule is None or not e.budget.evaluations
+        cut = e.best is not None or others or not spared
 
         def local(task: Task, epoch: int, epochs: int, val_accuracy: float) -> st.Stop | None:
             faults.reached("epoch")
@@ -348,22 +448,31 @@ class Candidates:
         ``keep_weights``) and store it at once, so a stop loses only trainings under way."""
         e = self.engine
         slot.in_flight = False
-        evaluation = self.with_fitness(e.costs.annotate(outcome.evaluation, slot.task.genome_hash))
+        evaluation = e.costs.annotate(outcome.evaluation, slot.task.genome_hash)
+        if self.schedule is not None:
+            evaluation = rs.at_rung(evaluation, slot.task, slot.previous, self.schedule)
+        evaluation = self.with_fitness(evaluation)
         if outcome.events:
             self.events.setdefault(slot.ind.id, []).extend(outcome.events)
         if evaluation.metrics.get("stopped_by") == "time budget":
             e.stopped_by = e.stopped_by or "time budget"
         # With inheritance every trained network may become a parent: kept until it leaves
-        # the population (``Engine.kept_weights``).
-        wanted = (
+        # the population (``Engine.kept_weights``). A promotion that did not get to its rung
+        # leaves its candidate with the rung before, and that rung's weights.
+        kept = slot.previous is None or not rs.unfinished(evaluation)
+        wanted = kept and (
             e.experiment.keep_weights
             or e.experiment.inherit
             or (evaluation.ok and e.better(slot.ind, evaluation))
         )
-        if wanted and outcome.model is not None:
-            e.files.save_weights(slot.ind.id, slot.ind.genome, outcome.model)
-        elif wanted and outcome.model_bytes is not None:
-            e.files.write_weights(slot.ind.id, outcome.model_bytes)
+        names = [slot.ind.id] if wanted else []
+        if rs.finished(evaluation, self.rung):  # a promotion would start from these
+            names.append(rs.snapshot(slot.ind.id, self.rung))
+        for name in names:
+            if outcome.model is not None:
+                e.files.save_weights(name, slot.ind.genome, outcome.model)
+            elif outcome.model_bytes is not None:
+                e.files.write_weights(name, outcome.model_bytes)
         self._store(slot, evaluation)
         if reusable(slot.evaluation):
             key = evaluation_key(slot.task.genome_hash, slot.evaluation)  # as the store keys it
@@ -382,7 +491,12 @@ class Candidates:
             "phase": ind.phase,
         }
         events = self.events.pop(ind.id, [])
-        slot.evaluation = e.store.record(row, evaluation, slot.reused, events, seconds=e.seconds)
+        current = None
+        if slot.previous is not None and rs.unfinished(evaluation):
+            current = slot.previous.id  # the candidate stays at the rung before
+        slot.evaluation = e.store.record(
+            row, evaluation, slot.reused, events, current=current, seconds=e.seconds
+        )
         self.unaccepted.add(ind.id)
 
     def _accept(self, slot: Slot, reporter: Reporter) -> None:
@@ -391,6 +505,10 @@ class Candidates:
         e, ind, evaluation = self.engine, slot.ind, slot.evaluation
         if not slot.reused:
             e.budget.count(ind.id, evaluation)
+        if slot.previous is not None:
+            self.promoted += 1
+            if rs.unfinished(evaluation):
+                evaluation = slot.previous  # counted, but the candidate stays at its rung
         e.attach(ind, evaluation, slot.reused)
         self.unaccepted.discard(ind.id)
         if not slot.reused and evaluation.ok and e.better(ind):
@@ -398,7 +516,7 @@ class Candidates:
             e.files.promote(ind.id, ind.genome)
         e.files.prune(e.kept_weights(closing=False))
         faults.reached("evaluation")
-        reporter.evaluated(e, ind, evaluation)
+        reporter.evaluated(e, ind, slot.evaluation)
         e.budget.check_failures(e.run_dir)
 
     def with_fitness(self, evaluation: Evaluation) -> Evaluation:

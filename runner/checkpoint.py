@@ -60,12 +60,13 @@ class Budget:
         return ""
 
     def count(self, individual: str, evaluation: Evaluation) -> None:
-        """One evaluation made (not reused). A candidate refused for a limit before it trained
-        is not one: it costs nothing, and a search near a latency limit may refuse many."""
+        """One evaluation made (not reused), with the epochs it trained (a promotion: those it
+        added to its rung's). A candidate refused for a limit before it trained is not one: it
+        costs nothing, and a search near a latency limit may refuse many."""
         if evaluation.metrics.get("stage") == "limits":
             return
         self.evaluations += 1
-        self.epochs += evaluation.epochs
+        self.epochs += evaluation.trained_epochs
         if evaluation.status == Status.FAILED:
             self.failures_in_a_row += 1
             self.last_failures = [*self.last_failures, f"{individual}: {evaluation.reason}"][-3:]

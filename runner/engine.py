@@ -23,7 +23,7 @@ import strategies as st
 from genomics import Genome, canonical_hash, loads
 
 from . import config as cfg
-from . import costs, faults, variation
+from . import costs, faults, rungs, variation
 from . import rng as rngs
 from .artifacts import RunFiles
 from .candidates import Candidates
@@ -303,6 +303,8 @@ class Engine:
             epochs=self.budget.epochs,
             seconds=round(self.seconds, 3),
         )
+        if self.plan.rungs:
+            record["promoted"] = self.candidates.promoted
         self.logbook.record(**record)
         if len(self.objectives) > 1:
             self._record("pareto", "engine", None, {"front": self._front()})
@@ -431,13 +433,18 @@ class Engine:
         """The weights to keep: the best's, the last ``keep_weights`` trained candidates' and,
         within a generation (not ``closing`` one), its teacher's (the best as it began). With
         inheritance, also the population's (parents to be) and, within a generation, its
-        candidates' (survivors to be)."""
+        candidates' (survivors to be). With rungs, within a generation, its candidates' rung
+        weights (``runner.rungs.snapshot``: what promotions start from)."""
         teacher = None if closing else self.context.best
         keep = {i.id for i in (self.best, teacher) if i is not None} | self.candidates.unaccepted
         if self.experiment.inherit:
             keep.update(i.id for i in self.population)
             if not closing:
                 keep.update(self.candidates.current)
+        schedule = self.candidates.schedule
+        if schedule is not None and not closing:  # with rungs: what a promotion starts from
+            current = self.candidates.current
+            keep.update(rungs.snapshot(i, k) for i in current for k in range(schedule.last))
         if self.experiment.keep_weights:
             keep.update(self.store.recently_trained(self.experiment.keep_weights))
         return keep

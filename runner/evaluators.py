@@ -95,10 +95,16 @@ def train_task(
     distillation, judged after every epoch, with PyTorch's global generators left as found
     (``teacher(id)`` loads the task's teacher, in there too); a task that inherits starts
     from the weights ``parent(id)`` loads (``(genome, model)``), or from scratch, the reason
-    recorded, when they cannot be loaded; a task with ``stop_after`` stops after that epoch.
+    recorded, when they cannot be loaded; a task with ``stop_after`` stops after that epoch;
+    one with a ``data_fraction`` below 1 trains on that seeded share of the training split.
     Returns the evaluation (with the task's planned epochs and teacher, and the stop that
     ended it) and the model (None on failure)."""
     from phenotypes import StopTraining
+
+    if task.data_fraction < 1:
+        from .rungs import training_subset
+
+        data = training_subset(data, task.data_fraction, task.data_seed)
 
     spec = attrs.evolve(
         spec,

@@ -96,6 +96,12 @@ class Evaluation(Mapping):
         return self.metrics.get("planned_epochs", self.epochs)
 
     @property
+    def trained_epochs(self) -> int:
+        """The epochs this training added: all of them, but for a promotion (rungs), which
+        went on from the ``metrics.start_epoch`` epochs its candidate had at its rung."""
+        return self.epochs - self.metrics.get("start_epoch", 0)
+
+    @property
     def teacher(self) -> str | None:
         """The individual it distilled from (mimicry), if any."""
         return self.metrics.get("teacher")
@@ -159,27 +165,56 @@ class Task:
     #: The epochs ``max_epochs`` leaves it, fewer than ``epochs`` (None: all of them): it
     #: stops after them, the first ``stop_after`` epochs of its planned training.
     stop_after: int | None = None
+    #: The share of the training split it trains on: below 1, the seeded subset
+    #: ``runner.rungs.training_subset`` draws with ``data_seed`` (the same for every candidate).
+    data_fraction: float = 1.0
+    data_seed: int = 0
+    #: The rung schedule it is part of (``runner.rungs.Schedule.key``: the epochs at each rung
+    #: and their data shares; ``()``: a training of fixed epochs), and the rung it trains to.
+    #: A promotion (rung > 0) inherits from its own weights at the rung before.
+    schedule: tuple = field(default=(), converter=tuple)
+    rung: int = 0
 
     @property
     def key(self) -> tuple:
-        """What decides its result beyond the seed, for reuse: see :func:`reuse_key`."""
-        return reuse_key(self.genome_hash, self.epochs, self.teacher, self.inherit_from)
+        """What decides its result beyond the seed, for reuse: see :func:`reuse_key`. A task
+        of a rung schedule is planned for the schedule's last rung."""
+        planned = self.schedule[0][-1] if self.schedule else self.epochs
+        return reuse_key(self.genome_hash, planned, self.teacher, self.inherit_from, self.schedule)
 
 
 def reuse_key(
-    genome_hash: str, planned_epochs: int, teacher: str | None, inherited_from: str | None = None
+    genome_hash: str,
+    planned_epochs: int,
+    teacher: str | None,
+    inherited_from: str | None = None,
+    schedule: tuple = (),
 ) -> tuple:
     """De-duplication reuses a result only for the same structure trained the same way: the
     same planned epochs (succession trains for half of them in its primary phase), the same
-    teacher (mimicry) and the same starting weights (a parent's, or none)."""
-    return (genome_hash, planned_epochs, teacher, inherited_from)
+    teacher (mimicry), the same starting weights (a parent's, or none) and the same rung
+    schedule (``()`` for a training of fixed epochs: rungs train in segments, each with its
+    own learning-rate schedule, so 1 + 2 + 6 epochs is not a training of 9)."""
+    return (genome_hash, planned_epochs, teacher, inherited_from, schedule)
+
+
+def schedule_key(metrics: Mapping[str, Any]) -> tuple:
+    """The rung schedule an evaluation records (``metrics.rungs``, ``metrics.data_fractions``)
+    as :attr:`Task.schedule` holds it; ``()`` for a training of fixed epochs."""
+    if "rungs" not in metrics:
+        return ()
+    return (tuple(metrics["rungs"]), tuple(metrics.get("data_fractions", ())))
 
 
 def evaluation_key(genome_hash: str, evaluation: Evaluation) -> tuple:
     """The reuse key of a finished evaluation, from what it records of its training (a child
     whose parent's weights could not be loaded trained from scratch, and is keyed so)."""
     return reuse_key(
-        genome_hash, evaluation.planned_epochs, evaluation.teacher, evaluation.inherited_from
+        genome_hash,
+        evaluation.planned_epochs,
+        evaluation.teacher,
+        evaluation.inherited_from,
+        schedule_key(evaluation.metrics),
     )
 
 

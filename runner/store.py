@@ -246,12 +246,14 @@ class Store(History):
         evaluation: Evaluation,
         reused: bool,
         events: Iterable[dict[str, Any]] = (),
+        current: int | None = None,
         **meta: Any,
     ) -> Evaluation:
         """An individual (``add_individual``'s fields), its evaluation (added unless
         ``reused``: then it already has an id), the events of its training and ``meta`` in one
-        transaction, so a resumed run finds all of them or none. Returns the evaluation with
-        its id."""
+        transaction, so a resumed run finds all of them or none. The individual's row names
+        this evaluation, or the one ``current`` names (a promotion that did not get to its
+        rung leaves its candidate with the rung before). Returns the evaluation with its id."""
         with self.transaction():
             if not reused:
                 evaluation = attrs.evolve(
@@ -259,18 +261,29 @@ class Store(History):
                     id=self.add_evaluation(individual["id"], individual["genome_hash"], evaluation),
                 )
             faults.reached("record")
-            self.add_individual(**individual, evaluation=evaluation.id, reused=reused)
+            named = evaluation.id if current is None else current
+            self.add_individual(**individual, evaluation=named, reused=reused)
             for event in events:
                 self.add_event(**event)
             self.set_meta(**meta)
         return evaluation
+
+    def rung_evaluation(self, individual: str, rung: int) -> Evaluation | None:
+        """The last evaluation stored for ``individual`` at ``rung`` of a rung schedule
+        (``metrics.rung``; one without, such as a failed mutation's, is of rung 0)."""
+        row = self.db.execute(
+            "SELECT * FROM evaluations WHERE individual = ?"
+            " AND coalesce(json_extract(metrics, '$.rung'), 0) = ? ORDER BY id DESC LIMIT 1",
+            (individual, rung),
+        ).fetchone()
+        return None if row is None else evaluation_of(row)
 
     def reusable(self) -> dict[tuple, tuple[str, Evaluation]]:
         """The de-duplication cache: for each reuse key (genome hash, planned epochs,
         teacher, inherited weights), the first evaluation a run may reuse and the individual
         it was made for. Left out: children whose mutation failed (never trained), failures
         that may not repeat, and trainings cut short (extinct or stopped: they say little of
-        the genome trained in full)."""
+        the genome trained in full; so are candidates stopped at a rung)."""
         rows = self.db.execute(
             "SELECT * FROM evaluations WHERE status IN ('ok', 'failed')"
             " AND json_extract(metrics, '$.stage') IS NOT 'mutation' ORDER BY id DESC"
@@ -328,9 +341,11 @@ class Store(History):
         return {row[0] for row in rows}
 
     def recently_trained(self, count: int) -> list[str]:
-        """The individuals of the last ``count`` evaluations that did not fail."""
+        """The last ``count`` individuals to get an evaluation that did not fail (each once:
+        with rungs, a promotion is another evaluation of the same individual)."""
         rows = self.db.execute(
-            "SELECT individual FROM evaluations WHERE status != 'failed' ORDER BY id DESC LIMIT ?",
+            "SELECT individual FROM evaluations WHERE status != 'failed' GROUP BY individual"
+            " ORDER BY max(id) DESC LIMIT ?",
             (count,),
         )
         return [row[0] for row in rows]

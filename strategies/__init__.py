@@ -1,5 +1,5 @@
 """Search strategies (selection, succession, extinction, duplication, mimicry, NSGA-II,
-cost-aware selection) as pluggy plugins, their registry and presets.
+cost-aware selection, rungs) as pluggy plugins, their registry and presets.
 
 Imports genomics, operators and deap, never torch: a strategy sees metrics as numbers. The hook
 specification is :class:`StrategySpec`; docs/writing-a-strategy.md walks through a plugin.
@@ -25,6 +25,7 @@ from .registry import (
     register,
     registered,
 )
+from .rungs import Rungs, promoted_count
 from .search import DEFAULT_RANKING, MEASURES, OBJECTIVES, Search
 from .spec import (
     HOOKS,
@@ -58,6 +59,7 @@ __all__ = [
     "Proposal",
     "Ranking",
     "Roulette",
+    "Rungs",
     "Search",
     "Stop",
     "Strategy",
@@ -81,6 +83,7 @@ __all__ = [
     "options",
     "pair",
     "plugin_manager",
+    "promoted_count",
     "rank_key",
     "refused",
     "register",

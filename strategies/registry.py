@@ -25,6 +25,7 @@ from .classic import Roulette, Tournament, UniformRandom
 from .cost import CostAware
 from .eigen import Duplication, Extinction, Mimicry, Succession
 from .nsga2 import NSGA2
+from .rungs import Rungs
 from .spec import PROJECT, StrategySpec
 
 ENTRY_POINT_GROUP = "ecogen.strategies"
@@ -55,6 +56,7 @@ _BUILTIN_CLASSES = (
     Mimicry,
     NSGA2,
     CostAware,
+    Rungs,
 )
 
 #: Named combinations of strategies with their options; ``[strategies.NAME]`` tables in the
@@ -72,6 +74,9 @@ PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
         ("mimicry", {}),
     ),
     "nsga2": (("nsga2", {}),),
+    # Successive halving under the classic selection: parents by tournament among what the
+    # rungs ranked (docs/rungs.md).
+    "rungs": (("tournament", {}), ("rungs", {})),
 }
 
 

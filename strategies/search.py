@@ -66,6 +66,9 @@ class Search:
         self._call("ecogen_plan", plan=plan, context=context)
         if plan.population < 1 or plan.children < 0 or plan.epochs < 1 or plan.initial < 1:
             raise StrategyError(f"strategies {self.names}: planned an impossible generation {plan}")
+        problem = _rungs_problem(plan)
+        if problem:
+            raise StrategyError(f"strategies {self.names}: {problem}")
         return plan
 
     def select_parents(self, population: list, count: int, context: Context) -> list:
@@ -205,3 +208,25 @@ class Search:
                 f"strategies {self.names}: {what} must be taken from the individuals the hook"
                 " was given"
             )
+
+
+def _rungs_problem(plan: GenerationPlan) -> str:
+    """What is wrong with ``plan``'s rungs (``""``: nothing, or none planned)."""
+    rungs, fractions = tuple(plan.rungs), tuple(plan.data_fractions)
+    if not rungs:
+        return "planned data_fractions without rungs" if fractions else ""
+    if any(not isinstance(r, int) or r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
+        return f"rungs must be increasing epoch counts >= 1, got {list(rungs)}"
+    if rungs[-1] != plan.epochs:
+        return (
+            f"the last rung ({rungs[-1]} epochs) must be the planned epochs ({plan.epochs}):"
+            " list rungs after the strategies that plan epochs"
+        )
+    if not 0 < plan.promote <= 1:
+        return f"promote must be a share in (0, 1], got {plan.promote}"
+    if fractions and (len(fractions) != len(rungs) or any(not 0 < f <= 1 for f in fractions)):
+        return (
+            f"data_fractions must be one share in (0, 1] per rung {list(rungs)},"
+            f" got {list(fractions)}"
+        )
+    return ""

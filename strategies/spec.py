@@ -36,13 +36,23 @@ class GenerationPlan:
 
     ``population``: individuals kept after survival (mu); ``children``: candidates made (lambda);
     ``mutations``: inclusive range of mutations per child; ``epochs``: training epochs of each
-    candidate; ``initial``: size of the first population (generation 0)."""
+    candidate; ``initial``: size of the first population (generation 0).
+
+    Multi-fidelity (successive halving, the ``rungs`` strategy): ``rungs`` are the epochs a
+    candidate has at each rung, increasing, the last one ``epochs`` (``()``: every candidate
+    trains ``epochs``). Every candidate trains to the first rung; once all of a rung's trainings
+    are in, the ``promote`` share of those that finished it (rounded up; the most accurate, ties
+    in candidate order) goes on from its own weights to the next. ``data_fractions``: the share
+    of the training split each rung trains on (``()``: all of it at every rung)."""
 
     population: int
     children: int
     mutations: tuple[int, int]
     epochs: int
     initial: int
+    rungs: tuple[int, ...] = ()
+    promote: float = 1 / 3
+    data_fractions: tuple[float, ...] = ()
 
 
 @attrs.define

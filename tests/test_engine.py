@@ -534,16 +534,28 @@ def test_the_store_offers_for_reuse_only_what_may_stand_for_a_training(tmp_path)
         "inherited": Evaluation(
             Status.OK, fitness=[0.6], metrics={"planned_epochs": 2, "inherited_from": "g0_1"}
         ),
+        # rungs: stopped at a rung (never reused), and at the last rung of its schedule
+        "rung": Evaluation(
+            Status.STOPPED,
+            fitness=[0.5],
+            metrics={"planned_epochs": 3, "rung": 0, "rungs": [1, 3], "stopped_by": "rung"},
+        ),
+        "rungs": Evaluation(
+            Status.OK,
+            fitness=[0.7],
+            metrics={"planned_epochs": 3, "rung": 1, "rungs": [1, 3], "data_fractions": [0.5, 1]},
+        ),
     }
     for name, evaluation in cases.items():
         store.add_evaluation(name, f"hash-{name}", evaluation)
     reusable = {key[0].removeprefix("hash-"): key for key in store.reusable()}
     store.close()
-    assert set(reusable) == {"ok", "taught", "diverged", "inherited"}
-    # Genome, planned epochs, teacher and the weights it started from.
-    assert reusable["ok"] == ("hash-ok", 4, None, None)
-    assert reusable["taught"] == ("hash-taught", 4, "g0_0", None)
-    assert reusable["inherited"] == ("hash-inherited", 2, None, "g0_1")
+    assert set(reusable) == {"ok", "taught", "diverged", "inherited", "rungs"}
+    # Genome, planned epochs, teacher, the weights it started from and its rung schedule.
+    assert reusable["ok"] == ("hash-ok", 4, None, None, ())
+    assert reusable["taught"] == ("hash-taught", 4, "g0_0", None, ())
+    assert reusable["inherited"] == ("hash-inherited", 2, None, "g0_1", ())
+    assert reusable["rungs"] == ("hash-rungs", 3, None, None, ((1, 3), (0.5, 1)))
 
 
 # --- the run store ------------------------------------------------------------------------------
