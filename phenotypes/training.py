@@ -263,8 +263,12 @@ def train(
     )
     total = spec.epochs * steps
     if spec.schedule == "onecycle":
+        warmup = spec.warmup_fraction
+        if math.isclose(warmup * max(total, 1), 1.0):
+            # OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step raises.
+            warmup = 0.5 if total <= 2 else 2 / total
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=spec.lr, total_steps=max(total, 1), pct_start=spec.warmup_fraction
+            optimizer, max_lr=spec.lr, total_steps=max(total, 1), pct_start=warmup
         )
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))

@@ -57,6 +57,18 @@ def test_divergence_is_reported_not_raised(digits):
     assert "loss became" in result.reason
 
 
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 8])
+def test_one_cycle_trains_whatever_the_number_of_steps(digits, total_steps):
+    """torch's OneCycleLR divides by zero when its warm-up is exactly one step (0.25 of 4):
+    every candidate of a small dataset failed."""
+    steps = 4 if total_steps == 8 else total_steps
+    spec = ph.TrainSpec(
+        epochs=total_steps // steps, batch_size=len(digits.y_train) // steps, device="cpu"
+    )
+    result = ph.train(lenet(digits), digits, spec)
+    assert result.status == "completed" and result.epochs == total_steps // steps
+
+
 def test_cosine_schedule_anneals_to_zero(digits):
     result = ph.train(
         lenet(digits), digits, ph.TrainSpec(epochs=2, schedule="cosine", device="cpu")
