@@ -318,7 +318,21 @@ class Experiment:
             except KeyError as exc:
                 raise ConfigError(f"screen: {exc.args[0]}; see `ecogen plugins`") from None
         try:
-            strategies.Search(self.strategy_objects(), seed=self.seed).objectives()
+            search = strategies.Search(self.strategy_objects(), seed=self.seed)
+            search.objectives()
+            # The first generation's plan, by strategies of their own: what the experiment's
+            # epochs cannot hold (rungs) is refused before anything is written.
+            base = strategies.GenerationPlan(
+                self.population,
+                self.children,
+                tuple(self.mutations_per_child),
+                self.epochs,
+                self.population,
+            )
+            context = strategies.Context(
+                self.seed, 0, "", base, self.generations, self.mutation_config()
+            )
+            search.plan(base, context)
         except strategies.StrategyError as exc:
             raise ConfigError(str(exc)) from None
 

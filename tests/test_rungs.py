@@ -155,6 +155,9 @@ def test_the_rungs_of_a_run_and_their_options(tmp_path):
         ({"data_fraction": "half"}, "strategies.rungs.data_fraction: must be a list of"),
         ({"max_epochs": 9, "data_fraction": [0.5, 1]}, "2 shares for 3 rungs [1, 3, 9]"),
         ({"eta": 3}, "strategies.rungs.eta: unknown option"),
+        # Rungs up to the run's epochs (2 here), known from the experiment: refused as early.
+        ({"data_fraction": [0.5]}, "strategies.rungs.data_fraction: 1 shares for 2 rungs [1, 2]"),
+        ({"min_epochs": 3}, "min_epochs: 3 is more than the last rung's 2 epochs (the run's"),
     ]
     for options, message in refused:
         experiment = cfg.from_dict(
