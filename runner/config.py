@@ -177,7 +177,8 @@ class Experiment:
     )
     #: Training augmentation: crop-flip (random crop and horizontal flip), translate (small
     #: shifts, no flip), none, or auto: crop-flip for CIFAR, translate for MNIST and
-    #: Fashion-MNIST, none where the kind of images is unknown (.npz, image folders, fake).
+    #: Fashion-MNIST, none for the 8x8 digits and where the kind of images is unknown (.npz,
+    #: image folders, fake).
     augment: str = field(default="auto", validator=validators.one_of(AUGMENTS, **_CHECKS))
     #: Largest parameter count a genome may have (0: no limit).
     max_params: int = field(default=0, validator=_not_negative)

@@ -44,6 +44,11 @@ def test_mnist_style_loaders(tmp_path, name, folder):
     assert data.augment == "translate"  # shifted digits and garments stay what they are
 
 
+def test_the_bundled_digits_train_without_augmentation():
+    # At 8x8 a one-pixel shift is an eighth of the image: translate cost test accuracy there.
+    assert ph.load_dataset("digits").augment == "none"
+
+
 def write_cifar(root, hundred: bool, rng, per_batch=20) -> None:
     """CIFAR's python pickles: rows of 3072 uint8 (R, G, B planes) and label lists."""
     folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
