@@ -5,13 +5,12 @@ in. Each test began as a failing reproduction of a defect."""
 import sqlite3
 from pathlib import Path
 
-import attrs
 import pytest
+from reordering import NewestFirst
 
 import genomics as G
 import phenotypes as ph
 from runner import config as cfg
-from runner.evaluators import Outcome
 from runner.session import prepare_resume, start
 
 TINY = {
@@ -26,54 +25,20 @@ TINY = {
 }
 
 
-class LastFirst:
-    """An evaluator that trains for real but hands results back newest first, as the evaluator
-    contract allows two workers to, and reports the measurements ``rewrite`` gives by id
-    (validation accuracy, parameters, FLOPs), so that candidates tie where a test wants."""
-
-    def __init__(self, inner, rewrite: dict[str, dict], capacity: int = 2) -> None:
-        self.inner, self.rewrite, self.queued = inner, rewrite, []
-        self.capacity = capacity
-        self.order: list[str] = []
-
-    def submit(self, task, judge) -> None:
-        self.queued.append((task, judge))
-
-    def next(self) -> Outcome:
-        task, judge = self.queued.pop()  # the newest first
-        self.inner.submit(task, judge)
-        outcome = self.inner.next()
-        self.order.append(task.individual)
-        values = self.rewrite.get(task.individual, {"val_accuracy": 0.1})
-        evaluation = attrs.evolve(
-            outcome.evaluation,
-            **values,
-            fitness=(values["val_accuracy"], *outcome.evaluation.fitness[1:]),
-        )
-        return attrs.evolve(outcome, evaluation=evaluation)
-
-    def busy(self) -> dict[str, str]:
-        return {}
-
-    def stats(self) -> dict:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def _run(
     tmp_path: Path, rewrite: dict[str, dict], capacity: int = 2, **values
 ) -> tuple[dict, Path, list[str]]:
     run_dir = tmp_path / "run"
     experiment = cfg.from_dict({**TINY, **values, "run_dir": str(run_dir)})
     engine = start(experiment, ph.load_dataset(experiment.dataset, seed=experiment.seed))
-    evaluator = engine.evaluator = LastFirst(engine.evaluator, rewrite, capacity)
+    evaluator = engine.evaluator = NewestFirst(
+        engine.evaluator, rewrite, capacity, default={"val_accuracy": 0.1}
+    )
     try:
         summary = engine.run()
     finally:
         engine.store.close()
-    return summary, run_dir, evaluator.order
+    return summary, run_dir, [individual for individual, _ in evaluator.order]
 
 
 def test_the_best_of_tied_candidates_is_the_first_in_candidate_order(tmp_path):

@@ -15,6 +15,7 @@ import attrs
 import pytest
 import tomli_w
 from click.testing import CliRunner
+from reordering import NewestFirst
 
 import phenotypes as ph
 import strategies as st
@@ -22,7 +23,7 @@ import zoo
 from runner import config as cfg
 from runner import faults
 from runner.cli import main
-from runner.evaluators import Outcome, SerialEvaluator, train_task
+from runner.evaluators import train_task
 from runner.records import Task, evaluation_key
 from runner.rungs import training_subset
 from runner.session import prepare_resume, start
@@ -40,34 +41,6 @@ RUNGS = {
     "init": "random",
     "strategy": ["rungs"],
 }
-
-
-class NewestFirst:
-    """Two workers as the evaluator contract allows them to behave: trains for real, but hands
-    the results back newest first."""
-
-    capacity = 2
-
-    def __init__(self, inner: SerialEvaluator) -> None:
-        self.inner, self.queued, self.order = inner, [], []
-
-    def submit(self, task, judge) -> None:
-        self.queued.append((task, judge))
-
-    def next(self) -> Outcome:
-        task, judge = self.queued.pop()
-        self.inner.submit(task, judge)
-        self.order.append((task.individual, task.rung))
-        return self.inner.next()
-
-    def busy(self) -> dict[str, str]:
-        return {}
-
-    def stats(self) -> dict:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _run(run_dir: Path, evaluator=None, **values) -> dict:
