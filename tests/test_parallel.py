@@ -231,11 +231,10 @@ def test_a_run_killed_with_two_workers_busy_resumes_to_the_same_result(tmp_path,
     assert _outcome(run_dir) == serial
 
 
+# Slow (about 30 s each): tests/test_reliability.py's one-worker Ctrl-C test runs by default.
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from /proc")
-@pytest.mark.parametrize(
-    ("sig", "code"),
-    [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)],
-)
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_every_worker_and_the_run_resumes(tmp_path, serial, sig, code):
     run_dir = tmp_path / "run"
     proc = _evolve(run_dir, "--workers", "2")
@@ -419,6 +418,7 @@ def test_budgets_stop_two_workers_where_they_stop_one(tmp_path, limit):
     assert outcomes[0] == outcomes[1]
 
 
+@pytest.mark.slow
 def test_max_epochs_holds_for_the_last_training_with_one_worker_as_with_two(tmp_path):
     """``max_epochs`` is never passed: the training that would pass it stops at it, recorded
     as stopped by the epochs budget (an unfinished training: stored, but no parent and never
@@ -454,6 +454,7 @@ def test_max_epochs_holds_for_the_last_training_with_one_worker_as_with_two(tmp_
     assert summary["best"]["id"] != "g1_1"
 
 
+@pytest.mark.slow
 def test_latency_is_measured_while_no_training_of_the_run_is_under_way(tmp_path, monkeypatch):
     """A measurement made while workers train runs on a loaded machine, and would refuse
     other candidates over ``max_latency_ms`` with two workers than with one: each genome of a
@@ -516,6 +517,7 @@ def test_ray_trains_on_every_gpu_of_the_cluster_not_only_this_processs(tmp_path,
             shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_the_time_budget_cuts_every_training_but_the_runs_first_with_two_workers(
     tmp_path, monkeypatch
 ):
