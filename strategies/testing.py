@@ -157,7 +157,8 @@ def check_strategy(
     """Assert what every strategy (or list of strategies) ``make()`` returns must honour:
     parents and pairs of mates come from the population and survivors from the candidates, in
     the planned numbers;
-    the same seed gives the same decisions; state saved (through JSON, as in a checkpoint) and
+    the same seed gives the same decisions; its ranking (the run's best) gives comparable keys,
+    the same each time; state saved (through JSON, as in a checkpoint) and
     restored gives the same next decisions."""
     first = Search(make(), seed=seed)
     gen1 = decide(first, population, children, generation=1)
@@ -174,6 +175,13 @@ def check_strategy(
 
     again = Search(make(), seed=seed)
     assert decide(again, population, children, generation=1) == gen1, "same seed, same choices"
+
+    ranking = first.ranking()
+    assert isinstance(ranking.objective, str) and ranking.objective, "a ranking says what it is"
+    keys = [ranking.key(i) for i in population + children]
+    assert all(isinstance(k, tuple) for k in keys), "ranking keys must be tuples"
+    sorted(keys)  # the run's best is a max over them: they must compare
+    assert keys == [again.ranking().key(i) for i in population + children], "keys must repeat"
 
     saved = json.loads(json.dumps(first.save_state()))
     restored = Search(make(), seed=seed + 1)

@@ -113,3 +113,19 @@ def test_a_stopped_run_resumed_unchanged_finishes_with_the_best_it_stopped_with(
     finally:
         engine.store.close()
     assert again["best"]["id"] == "g1_0"
+
+
+def test_a_strategy_s_ranking_must_be_a_ranking():
+    import strategies as st
+
+    class Bad(st.Strategy):
+        name = "bad-ranking"
+
+        @st.hookimpl
+        def ecogen_ranking(self):
+            return lambda individual: individual.fitness.values
+
+    with pytest.raises(st.StrategyError, match="ecogen_ranking must return a Ranking"):
+        st.Search([Bad()]).ranking()
+    assert st.Search(st.create(["cost-aware"])).ranking().objective.startswith("cost-aware")
+    assert st.Search(st.create(["tournament"])).ranking() is st.DEFAULT_RANKING
