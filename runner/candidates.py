@@ -512,7 +512,7 @@ class Candidates:
         e.attach(ind, evaluation, slot.reused)
         self.unaccepted.discard(ind.id)
         if not slot.reused and evaluation.ok and e.better(ind):
-            e.best, e.best_fitness = ind, evaluation.fitness[0]
+            e.best = ind
             e.files.promote(ind.id, ind.genome)
         e.files.prune(e.kept_weights(closing=False))
         faults.reached("evaluation")

@@ -108,7 +108,6 @@ class Engine:
         #: The best so far by ``ranking``, the first in candidate order among equals: the run's
         #: one best (reported, trained again, best/, exported) and mimicry's teacher.
         self.best: ops.Individual | None = None
-        self.best_fitness = -1.0
         self._events: list[dict[str, Any]] = []  # stored with the generation's checkpoint
         self._known: set[str] = set()
         self.plan = self._base_plan()
@@ -318,7 +317,7 @@ class Engine:
                 stopped_by=self.stopped_by,
                 phase=self.phase,
                 best=self.best.id if self.best else None,
-                best_fitness=self.best_fitness,
+                best_fitness=self.best.fitness.values[0] if self.best else -1.0,
             ),
             strategy=self.search.save_state(),
         )
@@ -344,7 +343,6 @@ class Engine:
         best = counters.best or self.store.champion()  # a version 1 store: its champion
         if best:
             self.best = self.stored(best)
-            self.best_fitness = self.best.fitness.values[0]
         # A run that stopped at a limit stays stopped, unless the limit has been raised since.
         self.stopped_by = counters.stopped_by
         if self.stopped_by == "generations" or not self.budget.exhausted():
