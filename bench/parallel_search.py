@@ -30,8 +30,8 @@ from search_strategies import harder_digits
 import genomics as G
 import phenotypes as ph
 from runner import config as cfg
-from runner.evaluators import Judge
-from runner.judge import EpochJudge
+from runner.execution.base import Judge
+from runner.judge import JudgeSnapshot
 from runner.records import Task
 from runner.session import start
 
@@ -88,11 +88,11 @@ def _judge(experiment: cfg.Experiment) -> Judge:
         "generations": 0,
         "mutation_config": experiment.mutation_config(),
     }
-    snapshot = EpochJudge(experiment.strategy, experiment.strategies, 1, {}, context)
+    snapshot = JudgeSnapshot(experiment.strategy, experiment.strategies, 1, {}, context)
     return Judge(snapshot, local=lambda *args: None)
 
 
-def seconds_per_candidate(evaluator, experiment: cfg.Experiment, count: int) -> float:
+def seconds_per_candidate(executor, experiment: cfg.Experiment, count: int) -> float:
     """Wall seconds per candidate for ``count`` one-epoch minimal genomes, kept busy."""
     genome = G.minimal((1, 8, 8), 10)
     tasks = [
@@ -100,18 +100,18 @@ def seconds_per_candidate(evaluator, experiment: cfg.Experiment, count: int) -> 
     ]
     judge = _judge(experiment)
     # One round first: workers import and warm up before the clock starts.
-    for task in tasks[: evaluator.capacity]:
-        evaluator.submit(task, judge)
-    for _ in range(evaluator.capacity):
-        evaluator.next()
+    for task in tasks[: executor.capacity]:
+        executor.submit(task, judge)
+    for _ in range(executor.capacity):
+        executor.next()
     begin = time.perf_counter()
     waiting = list(tasks)
     running = 0
     while waiting or running:
-        while waiting and running < evaluator.capacity:
-            evaluator.submit(waiting.pop(), judge)
+        while waiting and running < executor.capacity:
+            executor.submit(waiting.pop(), judge)
             running += 1
-        outcome = evaluator.next()
+        outcome = executor.next()
         assert outcome.evaluation.status == "ok", outcome.evaluation.reason
         running -= 1
     return (time.perf_counter() - begin) / count
@@ -123,23 +123,23 @@ def overhead(workers: int) -> tuple[float, float] | None:
         import ray  # noqa: F401
     except ImportError:
         return None
-    from runner.ray_cluster import RayEvaluator
-    from runner.workers import LocalEvaluator
+    from runner.execution.local import LocalExecutor
+    from runner.execution.ray_cluster import RayExecutor
 
     data = ph.load_dataset("digits")
     experiment = cfg.from_dict({"device": "cpu", "workers": workers, "executor": "local"})
     spec = ph.TrainSpec(epochs=1, batch_size=64, device="cpu")
     figures = []
     with tempfile.TemporaryDirectory() as folder:
-        for make in (LocalEvaluator, RayEvaluator):
-            evaluator = make(experiment, data, spec, Path(folder))
+        for make in (LocalExecutor, RayExecutor):
+            executor = make(experiment, data, spec, Path(folder))
             try:
                 times = [
-                    seconds_per_candidate(evaluator, experiment, ARGS.tiny)
+                    seconds_per_candidate(executor, experiment, ARGS.tiny)
                     for _ in range(ARGS.repeats)
                 ]
             finally:
-                evaluator.close()
+                executor.close()
             figures.append(statistics.median(times))
     return figures[0], figures[1]
 

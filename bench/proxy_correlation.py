@@ -1,15 +1,15 @@
 """How well each zero-cost proxy ranks genomes by the accuracy they reach when trained.
 
-Genomes are drawn as a search makes them: the random first genomes of ``init = "random"``
-(within the FLOPs budget and ``--max-params``), and mutated children (1-2 mutations, as
-``mutations_per_child``) of a genome drawn earlier, each made by ``runner.variation`` as the
-engine makes its children; a genome drawn twice is drawn again. Each is scored by every
-registered proxy exactly as screening scores a candidate (compiled with its seed, one
-minibatch of the training split drawn with the run's seed, on the CPU), then trained from those
-same weights for ``--epochs`` epochs. Reported per proxy: Spearman's rank correlation with the
-validation accuracy reached (scipy.stats.spearmanr) and its p-value, the share of the proxy's
-top half that is in the accuracy's top half (what ``screen_keep = 0.5`` keeps; 50% by chance)
-and the milliseconds a score takes; the parameter count is the baseline a proxy should beat.
+Genomes are drawn as a search makes them: the random first genomes of ``init = "random"`` (within
+the FLOPs budget and ``--max-params``), and mutated children (1-2 mutations, as
+``mutations_per_child``) of a genome drawn earlier, each made by ``runner.evolution.variation`` as
+the engine makes its children; a genome drawn twice is drawn again. Each is scored by every
+registered proxy exactly as screening scores a candidate (compiled with its seed, one minibatch of
+the training split drawn with the run's seed, on the CPU), then trained from those same weights for
+``--epochs`` epochs. Reported per proxy: Spearman's rank correlation with the validation accuracy
+reached (scipy.stats.spearmanr) and its p-value, the share of the proxy's top half that is in the
+accuracy's top half (what ``screen_keep = 0.5`` keeps; 50% by chance) and the milliseconds a score
+takes; the parameter count is the baseline a proxy should beat.
 
 Datasets as in bench/search_strategies.py: ``digits`` (8x8, bundled) or ``digitsN``, built in
 memory (each digit upscaled, shifted at random in an N x N image, drowned in noise).
@@ -38,9 +38,10 @@ import phenotypes as ph
 import phenotypes.proxies as phx
 from genomics import canonical_hash, parameter_counts
 from runner import config as cfg
-from runner import proxies, variation
+from runner import proxies
 from runner import rng as rngs
-from runner.population import initial_genomes
+from runner.evolution import variation
+from runner.evolution.population import initial_genomes
 
 #: ``--smoke``: the defaults of a run of seconds through the same code (figures mean nothing).
 SMOKE = {"dataset": "digits", "genomes": 4, "epochs": 1}

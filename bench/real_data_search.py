@@ -254,7 +254,7 @@ def ecogen_experiment(args: argparse.Namespace, seed: int, path: Path, workdir: 
 def ecogen_search(
     data: ph.Dataset, args: argparse.Namespace, seed: int, path: Path, workdir: Path
 ) -> dict:
-    from runner.config import ConfigError, RunError
+    from runner.errors import ConfigError, RunError
     from runner.session import start as start_run
 
     start = time.perf_counter()

@@ -41,10 +41,10 @@ class RichReporter:
 
     def _update(self, engine: Any, doing: str) -> None:
         e = engine.experiment
-        evaluator = engine.evaluator
-        if evaluator.capacity > 1:  # what each worker is training, and how many wait
-            busy = evaluator.busy()
-            idle = evaluator.capacity - len(busy)
+        executor = engine.executor
+        if executor.capacity > 1:  # what each worker is training, and how many wait
+            busy = executor.busy()
+            idle = executor.capacity - len(busy)
             doing = "  ".join(f"{w}: {i}" for w, i in busy.items()) + (
                 f"  idle {idle}" if idle else ""
             )
@@ -76,7 +76,7 @@ class RichReporter:
             f"[bold]ecogen evolve[/] {e.dataset}: strategy {'+'.join(engine.search.names)},"
             f" population {e.population},"
             f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {engine.device}"
-            f"{_workers(engine.evaluator)}"
+            f"{_workers(engine.executor)}"
             f" -> {engine.run_dir}",
             soft_wrap=True,
         )
@@ -112,8 +112,8 @@ class RichReporter:
         self._update(engine, f"final training of the best ({e.final_epochs} epochs)")
 
 
-def _workers(evaluator: Any) -> str:
-    stats = evaluator.stats()
+def _workers(executor: Any) -> str:
+    stats = executor.stats()
     if stats["executor"] == "serial":
         return ""
     return f" ({stats['workers']} {stats['executor']} workers)"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunError
+from .errors import ExportError
 from .extras import require
 
 FORMATS = ("onnx", "pt2")
@@ -26,10 +26,6 @@ TOLERANCE = 1e-4
 #: The batch the model is traced with, and those the exported program is checked on.
 EXPORT_BATCH = 2
 CHECK_BATCHES = (5, 1)
-
-
-class ExportError(RunError):
-    """The model cannot be exported, or the export does not compute what the model does."""
 
 
 @dataclass(frozen=True)

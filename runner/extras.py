@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from .config import RunError
-
-
-class MissingExtra(RunError):
-    """A command needs packages of an optional extra that are not installed."""
-
+from .errors import MissingExtra
 
 #: The packages of each extra (pyproject.toml), by the name they are imported with.
 EXTRAS = {

@@ -21,7 +21,7 @@ import os
 import signal
 from collections import Counter
 
-from .config import ConfigError
+from .errors import ConfigError
 
 VARIABLE = "ECOGEN_CRASH_AT"
 POINTS = ("epoch", "weights", "record", "evaluation", "checkpoint", "final")

@@ -36,7 +36,7 @@ def individual_of(task: Task) -> ops.Individual:
 
 
 @attrs.frozen
-class EpochJudge:
+class JudgeSnapshot:
     """A generation's per-epoch judge, as a picklable snapshot.
 
     ``strategy`` and ``options`` name the run's strategies as its experiment does; ``state`` is

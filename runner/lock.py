@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import RunError
+from .errors import RunError
 
 LOCKNAME = "ecogen.lock"
 

@@ -139,7 +139,7 @@ class Evaluation(Mapping):
 
 @frozen
 class Task:
-    """A candidate handed to an evaluator: train ``genome`` for ``epochs`` with ``seed``
+    """A candidate handed to an executor: train ``genome`` for ``epochs`` with ``seed``
     (derived from the run seed and the individual's id), distilling from ``teacher`` (an
     individual whose weights the run keeps) when given. A result depends on these fields only,
     never on where or when it runs. ``inherit_from`` names the individual whose trained weights
@@ -166,11 +166,13 @@ class Task:
     #: stops after them, the first ``stop_after`` epochs of its planned training.
     stop_after: int | None = None
     #: The share of the training split it trains on: below 1, the seeded subset
-    #: ``runner.rungs.training_subset`` draws with ``data_seed`` (the same for every candidate).
+    #: ``runner.execution.base.training_subset`` draws with ``data_seed`` (the same for every
+    #: candidate).
     data_fraction: float = 1.0
     data_seed: int = 0
-    #: The rung schedule it is part of (``runner.rungs.Schedule.key``: the epochs at each rung
-    #: and their data shares; ``()``: a training of fixed epochs), and the rung it trains to.
+    #: The rung schedule it is part of (``runner.evolution.rungs.Schedule.key``: the epochs at
+    #: each rung and their data shares; ``()``: a training of fixed epochs), and the rung it
+    #: trains to.
     #: A promotion (rung > 0) inherits from its own weights at the rung before.
     schedule: tuple = field(default=(), converter=tuple)
     rung: int = 0

@@ -13,13 +13,13 @@ import attrs
 
 from . import config as cfg
 from . import faults
-from .artifacts import write_text_atomic
-from .config import RunError
-from .costs import Costs
-from .engine import Engine
+from .errors import RunError, StoreError
+from .evolution.costs import Costs
+from .evolution.engine import Engine
+from .evolution.population import check_init
+from .files import write_text_atomic
 from .lock import RunLock
-from .population import check_init
-from .store import FILENAME, Store, StoreError, check_file
+from .store import FILENAME, Store, check_file
 
 
 def data_fingerprint(data: Any) -> str:
@@ -56,7 +56,7 @@ def check_machine(experiment: cfg.Experiment) -> list[str]:
                     f" cuda:0 to cuda:{count - 1})"
                 )
     if experiment.executor == "ray":
-        from .ray_cluster import check_reachable
+        from .execution.ray_cluster import check_reachable
 
         check_reachable(experiment.ray_address)
     return experiment.ignored(device.type)

@@ -1,16 +1,16 @@
-"""An evaluator for tests: trains for real, but hands results back newest first, as the
-evaluator contract allows workers to (two at a time by default), optionally reporting other
+"""An executor for tests: trains for real, but hands results back newest first, as the
+executor contract allows workers to (two at a time by default), optionally reporting other
 measurements for some candidates so that they tie where a test wants."""
 
 from __future__ import annotations
 
 import attrs
 
-from runner.evaluators import Outcome
+from runner.execution.base import Outcome
 
 
 class NewestFirst:
-    """Wraps the engine's evaluator. ``rewrite`` maps an individual id to the evaluation
+    """Wraps the engine's executor. ``rewrite`` maps an individual id to the evaluation
     fields it reports instead of its own (``val_accuracy`` also sets its fitness); ``default``
     is reported for the ids it does not name (None: their own). ``order`` lists
     ``(individual, rung)`` as results are handed back."""

@@ -31,14 +31,14 @@ def _run(
     run_dir = tmp_path / "run"
     experiment = cfg.from_dict({**TINY, **values, "run_dir": str(run_dir)})
     engine = start(experiment, ph.load_dataset(experiment.dataset, seed=experiment.seed))
-    evaluator = engine.evaluator = NewestFirst(
-        engine.evaluator, rewrite, capacity, default={"val_accuracy": 0.1}
+    executor = engine.executor = NewestFirst(
+        engine.executor, rewrite, capacity, default={"val_accuracy": 0.1}
     )
     try:
         summary = engine.run()
     finally:
         engine.store.close()
-    return summary, run_dir, [individual for individual, _ in evaluator.order]
+    return summary, run_dir, [individual for individual, _ in executor.order]
 
 
 def test_the_best_of_tied_candidates_is_the_first_in_candidate_order(tmp_path):

@@ -270,7 +270,7 @@ def _nodes_as_milliseconds(genome, device):
 
 @pytest.fixture
 def fake_latency(monkeypatch):
-    from runner import costs
+    from runner.evolution import costs
 
     _nodes_as_milliseconds.calls = []
     monkeypatch.setattr(costs, "measure_latency", _nodes_as_milliseconds)
@@ -325,7 +325,7 @@ def test_a_search_with_max_latency_ms_never_trains_a_candidate_over_it(tmp_path,
 
 
 def test_a_latency_measurement_that_raises_fails_its_candidate_not_the_run(tmp_path, monkeypatch):
-    from runner import costs
+    from runner.evolution import costs
 
     def failing_over_six_nodes(genome, device):
         if len(genome.nodes) > 6:
@@ -372,7 +372,7 @@ def test_the_time_budget_ends_the_training_in_progress_and_resume_trains_it_agai
     accuracy is that of an unfinished training), and the run resumes with a raised budget. The
     run's clock is a fake one that each epoch moves by 1 s, so the test does not depend on how
     busy the machine is."""
-    from runner import checkpoint
+    from runner.evolution import budget as checkpoint
 
     clock = {"now": 0.0}
 
@@ -423,7 +423,7 @@ def test_max_epochs_below_one_training_is_refused_before_anything_is_written(tmp
 
 
 def test_summary_seconds_are_the_search_and_the_final_training_is_apart(tmp_path):
-    from runner.engine import SilentReporter
+    from runner.evolution.engine import SilentReporter
 
     seen = {}
 
@@ -567,7 +567,7 @@ def test_an_older_store_gains_the_latency_column_and_table_when_opened(tmp_path,
     opened read-only (a report) it is left as it is and read without a latency."""
     import shutil
 
-    from runner.schema import SCHEMA_VERSION
+    from runner.store.schema import SCHEMA_VERSION
 
     assert SCHEMA_VERSION == 3
     fixture = Path(__file__).parent / "fixtures" / "run-0.1.0"  # a schema 2 store
@@ -683,7 +683,7 @@ def test_children_crossed_at_the_crossover_rate_record_both_parents_and_the_cros
 def test_a_run_without_crossover_draws_nothing_for_it():
     import random
 
-    from runner import variation
+    from runner.evolution import variation
 
     rng = random.Random(5)
     before = rng.getstate()

@@ -15,7 +15,7 @@ import phenotypes as ph
 from genomics import canonical_hash, loads
 from runner import config as cfg
 from runner.cli import main
-from runner.engine import SilentReporter
+from runner.evolution.engine import SilentReporter
 from runner.session import open_run, start
 
 TINY = [

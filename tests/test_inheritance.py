@@ -406,7 +406,7 @@ def test_children_start_from_their_parents_weights_for_fewer_epochs(tmp_path, di
 
 
 def test_a_missing_parent_weight_file_makes_the_child_train_from_scratch(tmp_path, digits):
-    from runner.evaluators import load_parent, train_task
+    from runner.execution.base import load_parent, train_task
     from runner.records import Task
 
     genome = G.minimal((1, 8, 8), 10)

@@ -11,8 +11,14 @@ import phenotypes as ph
 import zoo
 from genomics import Bounds, canonical_hash, flop_counts, parameter_counts
 from runner import config as cfg
-from runner.config import ConfigError
-from runner.population import MIXED_SKIPS, fit_zoo, initial_genomes, mixed_zoo, scale_widths
+from runner.errors import ConfigError
+from runner.evolution.population import (
+    MIXED_SKIPS,
+    fit_zoo,
+    initial_genomes,
+    mixed_zoo,
+    scale_widths,
+)
 from runner.session import start
 
 

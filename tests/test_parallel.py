@@ -17,10 +17,10 @@ import tomli_w
 import genomics as G
 import phenotypes as ph
 from runner import config as cfg
-from runner.evaluators import Judge
-from runner.judge import EpochJudge
+from runner.execution.base import Judge
+from runner.execution.local import LocalExecutor
+from runner.judge import JudgeSnapshot
 from runner.records import Task
-from runner.workers import LocalEvaluator
 
 ECOGEN = [sys.executable, "-m", "runner.cli"]
 ENV = {**{k: v for k, v in os.environ.items() if k != "ECOGEN_CRASH_AT"}, "OMP_NUM_THREADS": "1"}
@@ -151,7 +151,7 @@ def test_inheriting_children_get_their_parents_weights_on_every_executor(tmp_pat
 
 
 def test_a_local_ray_keeps_its_sockets_under_the_unix_limit(tmp_path):
-    from runner.ray_cluster import _AFTER_ROOT, _SOCKET_PATH_MAX, local_ray_root
+    from runner.execution.ray_cluster import _AFTER_ROOT, _SOCKET_PATH_MAX, local_ray_root
 
     assert local_ray_root("/tmp") is None  # Ray's own default where it fits
     root = local_ray_root(str(tmp_path / ("t" * 60)))
@@ -270,7 +270,7 @@ def _judge(experiment: cfg.Experiment) -> Judge:
         "generations": 1,
         "mutation_config": experiment.mutation_config(),
     }
-    snapshot = EpochJudge(experiment.strategy, experiment.strategies, 1, {}, context)
+    snapshot = JudgeSnapshot(experiment.strategy, experiment.strategies, 1, {}, context)
     return Judge(snapshot, local=lambda *args: None)
 
 
@@ -278,27 +278,27 @@ def test_a_worker_that_dies_fails_only_its_candidate_and_is_replaced(tmp_path):
     experiment = cfg.from_dict({"workers": 2, "device": "cpu"})
     data = ph.load_dataset("digits")
     spec = ph.TrainSpec(epochs=30, batch_size=64, device="cpu")
-    evaluator = LocalEvaluator(experiment, data, spec, tmp_path)
+    executor = LocalExecutor(experiment, data, spec, tmp_path)
     try:
         judge = _judge(experiment)
-        evaluator.submit(_task("g0_0"), judge)
-        evaluator.submit(_task("g0_1", epochs=2), judge)
-        victim = next(w for w in evaluator._workers if w.task.individual == "g0_0")
+        executor.submit(_task("g0_0"), judge)
+        executor.submit(_task("g0_1", epochs=2), judge)
+        victim = next(w for w in executor._workers if w.task.individual == "g0_0")
         time.sleep(2.0)  # inside its training by now
         os.kill(victim.process.pid, signal.SIGKILL)
-        outcomes = {o.task.individual: o for o in (evaluator.next(), evaluator.next())}
+        outcomes = {o.task.individual: o for o in (executor.next(), executor.next())}
         died = outcomes["g0_0"].evaluation
         assert died.status == "failed" and died.reason == "worker died: signal 9"
         assert died.transient  # never reused as the genome's result
         assert outcomes["g0_1"].evaluation.status == "ok"
         assert not victim.process.is_alive()
-        evaluator.submit(_task("g0_2", epochs=1), judge)
-        evaluator.submit(_task("g0_3", epochs=1), judge)  # the replacement takes one
-        again = [evaluator.next(), evaluator.next()]
+        executor.submit(_task("g0_2", epochs=1), judge)
+        executor.submit(_task("g0_3", epochs=1), judge)  # the replacement takes one
+        again = [executor.next(), executor.next()]
         assert all(o.evaluation.status == "ok" and o.model_bytes for o in again)
     finally:
-        evaluator.close()
-    assert not any(w.process.is_alive() for w in evaluator._workers)
+        executor.close()
+    assert not any(w.process.is_alive() for w in executor._workers)
 
 
 def test_a_dead_workers_closed_pipe_fails_its_candidate_instead_of_spinning(tmp_path):
@@ -310,10 +310,10 @@ def test_a_dead_workers_closed_pipe_fails_its_candidate_instead_of_spinning(tmp_
     experiment = cfg.from_dict({"workers": 1, "device": "cpu"})
     data = ph.load_dataset("digits")
     spec = ph.TrainSpec(epochs=30, batch_size=64, device="cpu")
-    evaluator = LocalEvaluator(experiment, data, spec, tmp_path)
+    executor = LocalExecutor(experiment, data, spec, tmp_path)
     try:
-        evaluator.submit(_task("g0_0"), _judge(experiment))
-        victim = evaluator._workers[0]
+        executor.submit(_task("g0_0"), _judge(experiment))
+        victim = executor._workers[0]
         os.kill(victim.process.pid, signal.SIGKILL)
         victim.process.join()
         closed, writer = multiprocessing.Pipe(duplex=False)
@@ -321,14 +321,14 @@ def test_a_dead_workers_closed_pipe_fails_its_candidate_instead_of_spinning(tmp_
         victim.outbox.close()
         victim.outbox = closed
         got: list = []
-        waiting = threading.Thread(target=lambda: got.append(evaluator.next()), daemon=True)
+        waiting = threading.Thread(target=lambda: got.append(executor.next()), daemon=True)
         waiting.start()
         waiting.join(timeout=60)
         assert got, "the engine kept waiting on a dead worker's closed pipe"
         assert got[0].evaluation.reason == "worker died: signal 9"
-        assert evaluator._workers[0].process.is_alive()  # replaced
+        assert executor._workers[0].process.is_alive()  # replaced
     finally:
-        evaluator.close()
+        executor.close()
 
 
 PLUGIN = """
@@ -459,7 +459,7 @@ def test_latency_is_measured_while_no_training_of_the_run_is_under_way(tmp_path,
     """A measurement made while workers train runs on a loaded machine, and would refuse
     other candidates over ``max_latency_ms`` with two workers than with one: each genome of a
     generation is measured before any of its trainings starts."""
-    from runner import costs
+    from runner.evolution import costs
     from runner.session import start
 
     values = {**EIGEN, "strategy": ["tournament"], "strategies": {}}
@@ -468,7 +468,7 @@ def test_latency_is_measured_while_no_training_of_the_run_is_under_way(tmp_path,
     busy_at = []
 
     def measure(genome, device):
-        busy_at.append(bool(engine and engine.evaluator.busy()))
+        busy_at.append(bool(engine and engine.executor.busy()))
         return float(len(genome.nodes))  # a stand-in: the test is about when, not how long
 
     monkeypatch.setattr(costs, "measure_latency", measure)
@@ -489,8 +489,8 @@ def test_ray_trains_on_every_gpu_of_the_cluster_not_only_this_processs(tmp_path,
     refused in one line. A local Ray told how many GPUs it has stands for such a cluster
     (resource accounting only: nothing is trained)."""
     ray = pytest.importorskip("ray")
-    from runner.config import RunError
-    from runner.ray_cluster import RayEvaluator, local_ray_root
+    from runner.errors import RunError
+    from runner.execution.ray_cluster import RayExecutor, local_ray_root
 
     root = local_ray_root()
     ray.init(
@@ -503,12 +503,12 @@ def test_ray_trains_on_every_gpu_of_the_cluster_not_only_this_processs(tmp_path,
         data = ph.load_dataset("digits")
         if not gpus:
             with pytest.raises(RunError, match=r"^executor ray: the Ray cluster offers no GPU"):
-                RayEvaluator(experiment, data, spec, tmp_path)
+                RayExecutor(experiment, data, spec, tmp_path)
             return
-        evaluator = RayEvaluator(experiment, data, spec, tmp_path)
-        evaluator.close()
-        assert evaluator.capacity == 6
-        assert evaluator._options == {"num_cpus": 1, "num_gpus": 0.5}
+        executor = RayExecutor(experiment, data, spec, tmp_path)
+        executor.close()
+        assert executor.capacity == 6
+        assert executor._options == {"num_cpus": 1, "num_gpus": 0.5}
     finally:
         ray.shutdown()
         if root is not None:
@@ -525,7 +525,7 @@ def test_the_time_budget_cuts_every_training_but_the_runs_first_with_two_workers
     to another worker while the first trains, is cut like any later one. The engine's clock
     stands still, so both are sent before the budget ends; the workers' clock is the real one,
     and the budget ends a millisecond after they are sent, before any epoch ends."""
-    from runner import checkpoint
+    from runner.evolution import budget as checkpoint
     from runner.session import start
 
     class Frozen:

@@ -22,7 +22,8 @@ from runner import config as cfg
 from runner import proxies
 from runner import rng as rngs
 from runner.cli import main
-from runner.engine import SilentReporter
+from runner.evolution import screening
+from runner.evolution.engine import SilentReporter
 from runner.session import prepare_resume, start
 from runner.store import FILENAME, Store
 
@@ -152,10 +153,10 @@ def test_a_proxy_that_cannot_score_a_genome_gives_a_failure_not_an_error():
 
 
 def test_the_pool_is_the_children_over_the_share_kept():
-    assert proxies.pool_size(12, 0.5) == 24
-    assert proxies.pool_size(12, 0.3) == 40  # 12 / 0.3 is 40.000000000000007 in floating point
-    assert proxies.pool_size(3, 0.4) == 8
-    assert proxies.pool_size(5, 1.0) == 5
+    assert screening.pool_size(12, 0.5) == 24
+    assert screening.pool_size(12, 0.3) == 40  # 12 / 0.3 is 40.000000000000007 in floating point
+    assert screening.pool_size(3, 0.4) == 8
+    assert screening.pool_size(5, 1.0) == 5
 
 
 def test_screening_settings_are_checked_in_one_line():
@@ -201,7 +202,7 @@ def test_screening_trains_the_share_its_proxy_scores_best(screened_run):
     children = RUN["population"]
     for gen in (1, 2):
         scored = [(i, d) for g, i, d in events if g == gen]
-        assert len(scored) == proxies.pool_size(children, RUN["screen_keep"]) == 6
+        assert len(scored) == screening.pool_size(children, RUN["screen_keep"]) == 6
         best = sorted(scored, key=lambda e: -e[1]["score"])[:children]
         kept = [i for i, d in scored if d["kept"]]
         assert sorted(kept) == sorted(i for i, _ in best)

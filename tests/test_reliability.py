@@ -420,7 +420,7 @@ def test_the_time_limit_holds_in_the_main_thread_and_elsewhere():
     evaluation leaves no alarm behind."""
     import threading
 
-    from runner.evaluation import evaluate_candidate
+    from runner.execution.training import evaluate_candidate
 
     data = ph.load_dataset("digits", seed=0)
     genome = G.minimal(data.input_shape, data.num_classes)

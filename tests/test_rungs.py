@@ -23,9 +23,8 @@ import zoo
 from runner import config as cfg
 from runner import faults
 from runner.cli import main
-from runner.evaluators import train_task
+from runner.execution.base import train_task, training_subset
 from runner.records import Task, evaluation_key
-from runner.rungs import training_subset
 from runner.session import prepare_resume, start
 from runner.store import Store
 
@@ -43,11 +42,11 @@ RUNGS = {
 }
 
 
-def _run(run_dir: Path, evaluator=None, **values) -> dict:
+def _run(run_dir: Path, executor=None, **values) -> dict:
     experiment = cfg.from_dict({**RUNGS, **values, "run_dir": str(run_dir)})
     engine = start(experiment, ph.load_dataset(experiment.dataset, seed=experiment.seed))
-    if evaluator is not None:
-        engine.evaluator = evaluator(engine.evaluator)
+    if executor is not None:
+        engine.executor = executor(engine.executor)
     try:
         summary = engine.run()
     finally:

@@ -513,7 +513,7 @@ def test_a_strategy_resumes_exactly_after_an_interrupt(tmp_path, preset):
         engine.run(_InterruptAfter(9))  # in the middle of generation 1
     engine.store.close()
     store, again = open_run(tmp_path / "cut")
-    from runner.engine import Engine
+    from runner.evolution.engine import Engine
 
     Engine(again, tmp_path / "cut", store, data).run()
     store.close()

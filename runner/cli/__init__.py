@@ -16,8 +16,7 @@ import click
 from genomics import GenomeError
 from operators import PluginError
 
-from ..config import ConfigError, RunError
-from ..store import StoreError
+from ..errors import ConfigError, RunError, StoreError
 
 # Errors whose message is the whole story for a user; anything else is reported with its type.
 _USER_ERRORS: tuple[type[BaseException], ...] = (

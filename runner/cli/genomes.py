@@ -9,7 +9,7 @@ import click
 
 from genomics import Genome, GenomeError
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .common import fmt_int, fmt_size, load_genome, read_text
 
 

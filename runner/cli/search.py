@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .. import executors
+
 _LIMIT_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--generations", "-g"), {"type": click.IntRange(0), "help": "Generations to run."}),
     (
@@ -155,7 +157,7 @@ _WORKER_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (
         ("--executor",),
         {
-            "type": click.Choice(["auto", "serial", "local", "ray"]),
+            "type": click.Choice(executors.names()),
             "help": "serial: one candidate after another in this process; local: worker"
             " processes; ray: a Ray cluster [default: auto, serial for one worker].",
         },

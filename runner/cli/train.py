@@ -154,7 +154,7 @@ def train(
             f"[dim]genome adapted to {dataset}: "
             f"input {data.input_shape}, {data.num_classes} classes[/]"
         )
-    from ..artifacts import train_and_write
+    from ..files import train_and_write
 
     target = ph.resolve_device(device)
     spec = ph.TrainSpec(
@@ -236,7 +236,7 @@ def _binarize_and_write(
     full-precision network, OUT/model.pt and OUT/summary.json become the binarized one's."""
     import phenotypes as ph
 
-    from ..artifacts import write_model
+    from ..files import write_model
 
     genome, model = ph.load_model(out_dir / "model.pt")
     (out_dir / "model.pt").replace(out_dir / "model-full.pt")

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import tomllib
-from ..store import FILENAME, Store, StoreError
+from ..errors import StoreError
+from ..store import FILENAME, Store
 
 COSTS = ("params", "size_bytes", "flops", "latency_ms")
 

@@ -321,7 +321,7 @@ def draw(genome: Genome, path: str | os.PathLike, fmt: str | None = None, title:
     if fmt == "gv":
         fmt = "dot"
     if fmt not in FORMATS:
-        from ..config import RunError
+        from ..errors import RunError
 
         raise RunError(
             f"{path}: cannot tell the drawing's format from its ending; name one with --format"

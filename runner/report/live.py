@@ -7,8 +7,8 @@ from typing import Any
 
 
 class LiveReport:
-    """A reporter (runner.engine.Reporter) that passes everything on to ``inner`` and rewrites
-    ``RUN_DIR/report/`` at the end of every generation. A report that cannot be written is
+    """A reporter (runner.evolution.engine.Reporter) that passes everything on to ``inner`` and
+    rewrites ``RUN_DIR/report/`` at the end of every generation. A report that cannot be written is
     said on the console, once per reason; it never stops the search."""
 
     def __init__(self, inner: Any, console: Any = None) -> None:

@@ -20,25 +20,24 @@ from typing import Any
 
 import attrs
 
-from . import faults
+from .. import faults
+from ..errors import StoreError
+from ..lock import RunLock
+from ..records import Checkpoint, Evaluation, converter, counters_from, evaluation_key
 from .history import History, evaluation_of, individual_of
-from .lock import RunLock
-from .records import Checkpoint, Evaluation, converter, counters_from, evaluation_key
 from .schema import (
-    FILENAME,
     MIGRATE_FROM_1,
     MIGRATE_FROM_2,
     NEW_TABLES,
     SCHEMA,
     SCHEMA_VERSION,
-    StoreError,
     check_file,
 )
 
 #: The tables every schema version has (later ones are created when a store is upgraded).
 _FIRST_TABLES = ("meta", "config", "evaluations", "individuals", "checkpoints")
 
-__all__ = ["FILENAME", "SCHEMA_VERSION", "Store", "StoreError", "check_file"]
+__all__ = ["Store"]
 
 
 class Store(History):

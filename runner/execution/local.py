@@ -20,9 +20,10 @@ from typing import Any
 
 import attrs
 
-from .evaluation import release_memory
-from .evaluators import Judge, Outcome, load_parent, model_bytes, train_task
-from .records import Evaluation, Status, Task
+from ..failures import worker_died
+from ..records import Task
+from .base import Judge, Outcome, TeacherCache, load_parent, model_bytes, train_task
+from .training import release_memory
 
 #: Seconds between a worker's looks at whether the engine's process is still there.
 _PARENT_CHECK = 1.0
@@ -50,7 +51,7 @@ class _Worker:
     idle_since: float = attrs.field(factory=time.monotonic)
 
 
-class LocalEvaluator:
+class LocalExecutor:
     """Worker processes on this machine; see the module docstring."""
 
     def __init__(self, experiment: Any, data: Any, spec: Any, weights_dir: Path) -> None:
@@ -131,12 +132,7 @@ class LocalEvaluator:
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         task = worker.task
         self._workers[self._workers.index(worker)] = self._start(worker.name, worker.device)
-        failed = Evaluation(
-            status=Status.FAILED,
-            reason=f"worker died: {cause}",
-            metrics={"planned_epochs": task.epochs, "transient": True, "worker": worker.name},
-        )
-        return Outcome(task, failed, worker=worker.name)
+        return Outcome(task, worker_died(task, cause, worker.name), worker=worker.name)
 
     def busy(self) -> dict[str, str]:
         return {f"{w.name} ({w.device})": w.task.individual for w in self._workers if w.task}
@@ -204,13 +200,7 @@ def _serve(
     splits = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
     data = attrs.evolve(data, **{s: getattr(data, s).to(target) for s in splits})
     spec = attrs.evolve(spec, device=device)
-    teacher: tuple[str, Any] | None = None
-
-    def teacher_model(individual: str) -> Any:
-        nonlocal teacher
-        if teacher is None or teacher[0] != individual:
-            teacher = (individual, ph.load_model(weights_dir / f"{individual}.pt")[1])
-        return teacher[1]
+    teacher_model = TeacherCache(weights_dir)
 
     def gone() -> bool:
         return os.getppid() != parent

@@ -9,20 +9,14 @@ import gc
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from genomics import Genome, parameter_counts
 
-from .records import Evaluation, Status
-
-
-class EvaluationTimeout(Exception):
-    """A candidate's evaluation ran past its time limit."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"evaluation took longer than its {seconds:g} s limit")
+from ..errors import EvaluationTimeout
+from ..failures import _failed, failed_evaluation
+from ..records import Evaluation, Status
 
 
 def evaluate_candidate(
@@ -133,60 +127,6 @@ def _time_limit(
         armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def failed_evaluation(
-    exc: BaseException,
-    start: float,
-    params: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    prefix: str = "",
-) -> Evaluation:
-    """The failed evaluation of a training (or a mutation) that raised ``exc``: the reason is
-    ``prefix`` and the first line of ``TYPE: message`` (``timeout: message`` for a time limit),
-    ``metrics.where`` the line it was raised on, ``metrics.transient`` whether the cause may
-    not repeat."""
-    if isinstance(exc, EvaluationTimeout):
-        described = f"timeout: {exc}"
-    else:
-        described = f"{type(exc).__name__}: {exc}"
-    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    metrics = {**(metrics or {})}
-    if where is not None:
-        metrics["where"] = f"{where.filename}:{where.lineno}"
-    return _failed(
-        (prefix + described).splitlines()[0][:500], params, [], start, metrics, _transient(exc)
-    )
-
-
-def _transient(exc: BaseException) -> bool:
-    # A time limit or running out of memory depends on what else the machine was doing; a
-    # CUDA error on the device's state. The same genome may well train another time.
-    if isinstance(exc, (EvaluationTimeout, MemoryError)):
-        return True
-    text = f"{type(exc).__name__}: {exc}"
-    return "out of memory" in text or "OutOfMemoryError" in text or "CUDA error" in text
-
-
-def _failed(
-    reason: str,
-    params: int | None,
-    history: list,
-    start: float,
-    metrics: dict[str, Any],
-    transient: bool,
-) -> Evaluation:
-    return Evaluation(
-        status=Status.FAILED,
-        reason=reason,
-        fitness=(0.0,),
-        val_accuracy=history[-1]["val_accuracy"] if history else None,
-        params=params,
-        epochs=len(history),
-        seconds=time.perf_counter() - start,
-        history=history,
-        metrics={**metrics, "transient": transient},
-    )
 
 
 def _cuda_allocated() -> int | None:

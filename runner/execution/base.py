@@ -1,35 +1,36 @@
-"""Evaluators: what trains candidates. The engine submits :class:`~runner.records.Task`
-records, up to an evaluator's ``capacity`` at a time, and takes :class:`Outcome` records back
+"""Executors: what trains candidates. The engine submits :class:`~runner.records.Task`
+records, up to an executor's ``capacity`` at a time, and takes :class:`Outcome` records back
 as trainings finish, in any order.
 
-The contract every evaluator keeps:
+The contract every executor keeps:
 
 - A result depends only on its task (genome, seed, planned epochs, teacher), never on which
-  worker ran it or when: every evaluator trains through :func:`train_task`.
+  worker ran it or when: every executor trains through :func:`train_task`.
 - After every trained epoch the generation's judge decides whether the training goes on
   (:mod:`runner.judge`); a :class:`strategies.Stop` ends it with its status and details.
 - Failure is data: a candidate that raises, diverges, times out or loses its worker is a failed
   evaluation. Only KeyboardInterrupt (and the engine's own exceptions raised in its process)
   escape.
 
-Three implementations: :class:`SerialEvaluator` (here, one task at a time in the engine's
-process), ``runner.workers.LocalEvaluator`` (long-lived worker processes) and
-``runner.ray_cluster.RayEvaluator`` (Ray tasks); :func:`make_evaluator` picks one.
+Three implementations: :class:`SerialExecutor` (here, one task at a time in the engine's
+process), ``runner.execution.local.LocalExecutor`` (long-lived worker processes) and
+``runner.execution.ray_cluster.RayExecutor`` (Ray tasks); :func:`make_executor` picks one.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
-from . import rng
-from .evaluation import evaluate_candidate, release_memory
-from .judge import EpochJudge, epochs_stop
-from .records import Evaluation, Status, Task
+from .. import rng
+from ..judge import JudgeSnapshot, epochs_stop
+from ..records import Evaluation, Status, Task
+from .training import evaluate_candidate
 
 #: ``judge(task, epoch, epochs, val_accuracy) -> strategies.Stop | None``
 JudgeFunction = Callable[[Task, int, int, float], Any]
@@ -40,7 +41,7 @@ class Judge:
     """A generation's judge: ``snapshot`` for other processes, ``local`` (the engine's live
     strategies, with the same state) for the engine's own."""
 
-    snapshot: EpochJudge
+    snapshot: JudgeSnapshot
     local: JudgeFunction
 
 
@@ -59,7 +60,7 @@ class Outcome:
     worker: str = "main"
 
 
-class Evaluator(Protocol):
+class Executor(Protocol):
     """Trains tasks; see the module docstring for the contract."""
 
     #: Tasks it trains at once.
@@ -91,7 +92,7 @@ def train_task(
     timeout: float = 0.0,
     parent: Callable[[str], tuple[Any, Any]] | None = None,
 ) -> tuple[Evaluation, Any]:
-    """Train ``task`` as every evaluator does: ``spec`` with the task's seed, epochs and
+    """Train ``task`` as every executor does: ``spec`` with the task's seed, epochs and
     distillation, judged after every epoch, with PyTorch's global generators left as found
     (``teacher(id)`` loads the task's teacher, in there too); a task that inherits starts
     from the weights ``parent(id)`` loads (``(genome, model)``), or from scratch, the reason
@@ -102,8 +103,6 @@ def train_task(
     from phenotypes import StopTraining
 
     if task.data_fraction < 1:
-        from .rungs import training_subset
-
         data = training_subset(data, task.data_fraction, task.data_seed)
 
     spec = attrs.evolve(
@@ -162,7 +161,7 @@ def inherit(
 
     try:
         if parent is None:
-            raise FileNotFoundError("this evaluator has no parent weights")
+            raise FileNotFoundError("this executor has no parent weights")
         genome, source = parent(task.inherit_from)
         report = ph.inherit_weights(model, task.genome, source, genome, dict(task.copies))
     except Exception as exc:  # a missing or corrupt file: from scratch, never a crash
@@ -199,35 +198,15 @@ def model_bytes(genome: Any, model: Any) -> bytes:
     return buffer.getvalue()
 
 
-class SerialEvaluator:
-    """One task at a time, in the engine's process, on the run's device."""
+class TeacherCache:
+    """The teacher's network for mimicry, loaded from its weight file once and kept while the
+    trainings it teaches follow one another (a generation has one teacher)."""
 
-    capacity = 1
-
-    def __init__(self, data: Any, spec: Any, weights_dir: Path, timeout: float = 0.0) -> None:
-        self.data, self.spec, self.timeout = data, spec, timeout
+    def __init__(self, weights_dir: Path) -> None:
         self.weights_dir = Path(weights_dir)
         self._teacher: tuple[str, Any] | None = None
-        self._queued: list[tuple[Task, Judge]] = []
 
-    def submit(self, task: Task, judge: Judge) -> None:
-        self._queued.append((task, judge))
-
-    def next(self) -> Outcome:
-        task, judge = self._queued.pop(0)
-        evaluation, model = train_task(
-            task,
-            self.data,
-            self.spec,
-            judge.local,
-            self._teacher_model,
-            self.timeout,
-            load_parent(self.weights_dir),
-        )
-        release_memory()
-        return Outcome(task, evaluation, model)
-
-    def _teacher_model(self, teacher: str) -> Any:
+    def __call__(self, teacher: str) -> Any:
         if self._teacher is None or self._teacher[0] != teacher:
             import phenotypes as ph
 
@@ -235,29 +214,37 @@ class SerialEvaluator:
             self._teacher = (teacher, model)
         return self._teacher[1]
 
-    def busy(self) -> dict[str, str]:
-        return {"main": self._queued[0][0].individual} if self._queued else {}
-
-    def stats(self) -> dict[str, Any]:
-        return {"executor": "serial", "workers": 1, "worker_idle_seconds": 0.0}
-
-    def close(self) -> None:
+    def clear(self) -> None:
         self._teacher = None
-        self._queued = []
 
 
-def make_evaluator(experiment: Any, data: Any, spec: Any, weights_dir: Path) -> Evaluator:
-    """The evaluator ``experiment.executor`` names (``auto``: serial for one worker, local
-    processes for more)."""
-    executor = experiment.executor
-    if executor == "auto":
-        executor = "local" if experiment.workers > 1 else "serial"
-    if executor == "serial":
-        return SerialEvaluator(data, spec, weights_dir, experiment.evaluation_timeout)
-    if executor == "local":
-        from .workers import LocalEvaluator
+_subsets: dict[tuple[int, float, int], tuple[Any, Any]] = {}
 
-        return LocalEvaluator(experiment, data, spec, weights_dir)
-    from .ray_cluster import RayEvaluator
 
-    return RayEvaluator(experiment, data, spec, weights_dir)
+def training_subset(data: Any, fraction: float, seed: int) -> Any:
+    """``data`` with its training split cut to ``fraction`` of it: of each class, the first
+    ``ceil(fraction * count)`` images (at least one) in an order ``seed`` draws. The same
+    images for every candidate and every worker, and a larger share holds a smaller one's (the
+    order does not depend on the share). The validation split stays whole, so rungs compare
+    on the same images."""
+    if fraction >= 1:
+        return data
+    key = (id(data), fraction, seed)
+    if key in _subsets and _subsets[key][0] is data:
+        return _subsets[key][1]
+    import numpy as np
+    import torch
+
+    labels = data.y_train.cpu().numpy()
+    rng = np.random.default_rng(seed)
+    kept = []
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        order = where[rng.permutation(len(where))]
+        kept.append(order[: max(1, math.ceil(fraction * len(where)))])
+    index = torch.as_tensor(np.sort(np.concatenate(kept)), device=data.y_train.device)
+    subset = attrs.evolve(data, x_train=data.x_train[index], y_train=data.y_train[index])
+    if len(_subsets) >= 4:  # a run's rungs; kept small, as they may live in GPU memory
+        _subsets.clear()
+    _subsets[key] = (data, subset)
+    return subset

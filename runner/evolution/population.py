@@ -47,7 +47,7 @@ from genomics import (
     validate,
 )
 
-from .config import ConfigError
+from ..errors import ConfigError
 
 #: Draws of a random genome within a latency limit before the minimal genome is taken instead.
 _LATENCY_DRAWS = 50
@@ -78,7 +78,7 @@ def initial_genomes(
     notes: list[tuple[int | None, dict]] | None = None,
 ) -> list[Genome]:
     """``size`` genomes for generation 0 of ``experiment`` on ``data``, each within
-    ``config.bounds`` and the limits ``costs`` (:class:`runner.costs.Costs`) holds;
+    ``config.bounds`` and the limits ``costs`` (:class:`runner.evolution.costs.Costs`) holds;
     ConfigError names the one that is not. ``notes`` receives, for ``init = "mixed"``, what
     became of each zoo genome: ``(index in the population, data)`` for those taken, ``(None,
     data)`` with the reason for those left out."""
@@ -298,7 +298,7 @@ def _check(name: str, genome: Genome, bounds: Any, costs: Any = None) -> None:
 def check_init(experiment: Any, data: Any, costs: Any = None) -> None:
     """ConfigError, before a run writes anything, when its ``init`` cannot give a first
     population within its limits on ``data`` (a zoo genome over ``max_params``, say); latency
-    is measured with ``costs`` (:class:`runner.costs.Costs`, without a store yet)."""
+    is measured with ``costs`` (:class:`runner.evolution.costs.Costs`, without a store yet)."""
     config = experiment.mutation_config()
     shape, classes = data.input_shape, data.num_classes
     if experiment.init.startswith("zoo:"):

@@ -18,8 +18,7 @@ from typing import Any
 
 import operators as ops
 
-from .candidates import mutation_failure
-from .evaluation import failed_evaluation
+from ..failures import failed_evaluation, mutation_failure
 
 
 def crossing(rng: random.Random, rate: float, count: int) -> list[bool]:

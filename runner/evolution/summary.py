@@ -10,10 +10,10 @@ import attrs
 
 from genomics import canonical_hash
 
-from . import faults
-from .artifacts import train_and_write
-from .records import BestSummary, Summary
-from .store import Store
+from .. import faults
+from ..files import train_and_write
+from ..records import BestSummary, Summary
+from ..store import Store
 
 
 def lineage_operators(store: Store, individual_id: str) -> list[str]:
@@ -79,7 +79,7 @@ def summarize(
         disk_bytes=disk_bytes,
         weights_bytes=weights[0],
         weights_files=weights[1],
-        **engine.evaluator.stats(),
+        **engine.executor.stats(),
         objectives=tuple(engine.objectives) if front is not None else None,
         pareto_front=front,
     )

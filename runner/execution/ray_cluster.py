@@ -23,11 +23,12 @@ from typing import Any
 
 import attrs
 
-from .config import RunError
-from .evaluators import Judge, Outcome, model_bytes, train_task
-from .extras import require
-from .records import Evaluation, Status, Task
-from .workers import worker_devices
+from ..errors import RunError
+from ..extras import require
+from ..failures import worker_died
+from ..records import Task
+from .base import Judge, Outcome, model_bytes, train_task
+from .local import worker_devices
 
 _SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
@@ -89,7 +90,7 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         ) from None
 
 
-class RayEvaluator:
+class RayExecutor:
     """Ray tasks; see the module docstring."""
 
     def __init__(self, experiment: Any, data: Any, spec: Any, weights_dir: Path) -> None:
@@ -181,12 +182,7 @@ class RayEvaluator:
             cause = str(exc).splitlines()[0]
         except ray.exceptions.RayError as exc:
             cause = f"{type(exc).__name__}: {str(exc).splitlines()[-1]}"
-        failed = Evaluation(
-            status=Status.FAILED,
-            reason=f"worker died: {cause}"[:500],
-            metrics={"planned_epochs": task.epochs, "transient": True, "worker": "ray"},
-        )
-        return Outcome(task, failed, worker="ray")
+        return Outcome(task, worker_died(task, cause, "ray"), worker="ray")
 
     def busy(self) -> dict[str, str]:
         return {f"ray-{i}": task.individual for i, task in enumerate(self._running.values())}
@@ -218,7 +214,7 @@ def _train(
     threads: int,
     parent: bytes | str | None = None,
 ) -> Outcome:
-    """One candidate, in a Ray worker: the same training as every evaluator's."""
+    """One candidate, in a Ray worker: the same training as every executor's."""
     import io
     import warnings
 
@@ -227,7 +223,7 @@ def _train(
 
     import phenotypes as ph
 
-    from .evaluation import release_memory
+    from .training import release_memory
 
     torch.set_num_threads(threads)
     empty, arrays = shared

@@ -37,8 +37,8 @@ from genomics import (
     parameter_counts,
 )
 
-from .evaluation import failed_evaluation
-from .records import Evaluation, Status
+from ..failures import failed_evaluation
+from ..records import Evaluation, Status
 
 #: ``metrics.stage`` of a candidate refused for a limit.
 STAGE = "limits"

@@ -1,7 +1,7 @@
 """Multi-fidelity evaluation by successive halving: a generation's rung schedule, what one rung
 training's evaluation records, and the seeded training subsets of rungs that train on part of
 the data. The engine's side of the ``rungs`` strategy; the decisions (who trains, who is
-promoted) are ``runner.candidates``'; docs/rungs.md says how it all goes.
+promoted) are ``runner.evolution.candidates``'; docs/rungs.md says how it all goes.
 
 A candidate's evaluation at rung k < last is ``stopped`` with ``metrics.stopped_by = "rung"``
 (like an extinct one, never the run's best): if it is promoted, the next rung's evaluation
@@ -9,12 +9,11 @@ takes its place, with the epochs in total and the history of all of them."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 
-from .records import Evaluation, Status, Task
+from ..records import Evaluation, Status, Task
 
 #: ``metrics.stopped_by`` of a candidate stopped at a rung before the last.
 STOPPED_BY = "rung"
@@ -104,7 +103,7 @@ def unfinished(evaluation: Evaluation) -> bool:
 def at_rung(
     raw: Evaluation, task: Task, previous: Evaluation | None, schedule: Schedule
 ) -> Evaluation:
-    """The evaluation of ``task``'s training (``raw``, as the evaluator returned it) at its
+    """The evaluation of ``task``'s training (``raw``, as the executor returned it) at its
     rung: the schedule recorded; for a promotion (``previous``: the rung before) the epochs in
     total, the history of all of them and ``start_epoch``, ``continued_from`` (its own id:
     it started from its rung weights) with the start its rung 0 had; below the last rung a
@@ -142,35 +141,3 @@ def at_rung(
         history=tuple(history),
         metrics=metrics,
     )
-
-
-_subsets: dict[tuple[int, float, int], tuple[Any, Any]] = {}
-
-
-def training_subset(data: Any, fraction: float, seed: int) -> Any:
-    """``data`` with its training split cut to ``fraction`` of it: of each class, the first
-    ``ceil(fraction * count)`` images (at least one) in an order ``seed`` draws. The same
-    images for every candidate and every worker, and a larger share holds a smaller one's (the
-    order does not depend on the share). The validation split stays whole, so rungs compare
-    on the same images."""
-    if fraction >= 1:
-        return data
-    key = (id(data), fraction, seed)
-    if key in _subsets and _subsets[key][0] is data:
-        return _subsets[key][1]
-    import numpy as np
-    import torch
-
-    labels = data.y_train.cpu().numpy()
-    rng = np.random.default_rng(seed)
-    kept = []
-    for label in np.unique(labels):
-        where = np.flatnonzero(labels == label)
-        order = where[rng.permutation(len(where))]
-        kept.append(order[: max(1, math.ceil(fraction * len(where)))])
-    index = torch.as_tensor(np.sort(np.concatenate(kept)), device=data.y_train.device)
-    subset = attrs.evolve(data, x_train=data.x_train[index], y_train=data.y_train[index])
-    if len(_subsets) >= 4:  # a run's rungs; kept small, as they may live in GPU memory
-        _subsets.clear()
-    _subsets[key] = (data, subset)
-    return subset

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import StoreError
+
 SCHEMA_VERSION = 3
 FILENAME = "ecogen.sqlite"
 
@@ -91,10 +93,6 @@ ALTER TABLE evaluations ADD COLUMN latency_ms REAL;
 """
 #: The tables each version adds (created from SCHEMA when a store is migrated to it).
 NEW_TABLES = {2: ("events",), 3: ("latencies",)}
-
-
-class StoreError(Exception):
-    """The run store is missing, damaged, from another version, or not an ecogen store."""
 
 
 _HEADER = b"SQLite format 3\x00"

@@ -1,5 +1,5 @@
 """The evolution loop: generations whose decisions (parents, children, survivors, training,
-phases) come from the run's strategies, with candidates handed to an evaluator.
+phases) come from the run's strategies, with candidates handed to an executor.
 
 De-duplication, failure isolation, the limits (parameters, time, evaluations, epochs) and the
 checkpoints live here, outside any one search algorithm, so every strategy gets them. Resuming
@@ -22,16 +22,19 @@ import operators as ops
 import strategies as st
 from genomics import Genome, canonical_hash, loads
 
-from . import config as cfg
-from . import costs, faults, rungs, variation
-from . import rng as rngs
-from .artifacts import RunFiles
+from .. import config as cfg
+from .. import faults
+from .. import rng as rngs
+from ..errors import FailureLimit, StoreError
+from ..execution import make_executor
+from ..execution.base import Executor
+from ..files import RunFiles
+from ..records import Checkpoint, Evaluation, Status
+from ..store import Store
+from . import costs, rungs, variation
+from .budget import Budget
 from .candidates import Candidates
-from .checkpoint import Budget, FailureLimit
-from .evaluators import Evaluator, make_evaluator
 from .population import initial_genomes
-from .records import Checkpoint, Evaluation, Status
-from .store import Store, StoreError
 from .summary import finish
 
 __all__ = ["Engine", "FailureLimit", "Reporter", "SilentReporter"]
@@ -81,7 +84,7 @@ class Engine:
         run_dir: Path,
         store: Store,
         data: Any,
-        evaluator: Evaluator | None = None,
+        executor: Executor | None = None,
     ) -> None:
         from phenotypes import TrainSpec, resolve_device
 
@@ -137,9 +140,7 @@ class Engine:
             augment=experiment.augment,
             device=self.device,
         )
-        self.evaluator = evaluator or make_evaluator(
-            experiment, data, self.spec, self.files.weights
-        )
+        self.executor = executor or make_executor(experiment, data, self.spec, self.files.weights)
         self.candidates = Candidates(self)
 
     # --- what the display reads ---
@@ -197,7 +198,7 @@ class Engine:
             self.store.set_meta(status="stopped", stopped_by="failures", seconds=self.seconds)
             raise
         finally:
-            self.evaluator.close()
+            self.executor.close()
         self.store.set_meta(status="complete")
         return summary
 
@@ -244,15 +245,15 @@ class Engine:
 
     def _vary(self, gen: int, context: st.Context) -> list[ops.Individual]:
         """This generation's children: the strategies' proposals, then mutated parents, some
-        of them crossed with a mate first (``runner.variation``); with ``screen``, the
+        of them crossed with a mate first (``runner.evolution.variation``); with ``screen``, the
         ``screen_keep`` share of them its proxy scores best (``runner.proxies``)."""
         e = self.experiment
         if not e.screen:
             return self._made(gen, context, self.plan.children)
-        from . import proxies  # with torch, imported where used as elsewhere in the runner
+        from . import screening  # with torch, imported where used as elsewhere in the runner
 
-        made = self._made(gen, context, proxies.pool_size(self.plan.children, e.screen_keep))
-        kept, records = proxies.screen(
+        made = self._made(gen, context, screening.pool_size(self.plan.children, e.screen_keep))
+        kept, records = screening.screen(
             made, self.plan.children, e.screen, self.data, e.batch_size, e.seed
         )
         for record in records:
@@ -432,7 +433,7 @@ class Engine:
         within a generation (not ``closing`` one), its teacher's (the best as it began). With
         inheritance, also the population's (parents to be) and, within a generation, its
         candidates' (survivors to be). With rungs, within a generation, its candidates' rung
-        weights (``runner.rungs.snapshot``: what promotions start from)."""
+        weights (``runner.evolution.rungs.snapshot``: what promotions start from)."""
         teacher = None if closing else self.context.best
         keep = {i.id for i in (self.best, teacher) if i is not None} | self.candidates.unaccepted
         if self.experiment.inherit:

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from .records import Evaluation
+from ..records import Evaluation
 
 
 class History:

@@ -7,105 +7,41 @@ Top-level keys are the ``ecogen evolve`` flags (with ``_`` for ``-``); ``[mutati
 
 from __future__ import annotations
 
-import difflib
-import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
-import tomli_w
 from attrs import field, frozen
 
 from genomics import validators
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 
-class ConfigError(Exception):
-    """A configuration value is wrong; the message names the key."""
-
-
-class RunError(Exception):
-    """A run cannot start or resume; the message says why and what to do."""
-
-
-_CHECKS = {"error": ConfigError}
-_positive = validators.at_least(1, **_CHECKS)
-_not_negative = validators.at_least(0, note=" (0: no limit)", **_CHECKS)
-# "No limit" is 0: an infinite limit would overflow where the engine uses it.
-_finite_limit = validators.at_least(0, kind=float, note=" (0: no limit)", **_CHECKS)
-_per_child = validators.pair(**_CHECKS)
-EXECUTORS = ("auto", "serial", "local", "ray")
-#: Values of ``augment`` (phenotypes.training.AUGMENT_CHOICES, without importing torch here).
-AUGMENTS = ("auto", "none", "crop-flip", "translate")
-
-
-def _device_list(value: Any) -> tuple[str, ...]:
-    """Devices from a list, or from ``cuda:0,cuda:1`` (a flag's text)."""
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return tuple(value)
-
-
-def _gpus(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    for device in value:
-        kind, _, index = device.partition(":")
-        if kind != "cuda" or (index and not index.isdigit()):
-            raise ConfigError(f"devices: each must be cuda or cuda:N, got {device!r}")
-
-
-#: Seeds the data split's generators take (scikit-learn's and NumPy's are 32-bit).
-MAX_SEED = 2**32 - 1
-
-
-def _seed(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-    number = isinstance(value, int) and not isinstance(value, bool)
-    if not number or not 0 <= value <= MAX_SEED:
-        raise ConfigError(f"seed: must be an integer in [0, {MAX_SEED}], got {value!r}")
-
-
-def _unknown_key(key: str, known: list[str], table: str = "") -> ConfigError:
-    """The error for an unknown key: the closest known one, as click suggests an option."""
-    close = difflib.get_close_matches(key, known, n=1)
-    if close:
-        hint = f"; did you mean {close[0]!r}?"
-    elif table:
-        hint = f" (known: {', '.join(sorted(known))})"
-    else:
-        hint = " (a run's experiment.toml lists every key)"
-    return ConfigError(f"{table}{key}: unknown key{hint}")
-
-
-def _init_check(inst: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value in ("minimal", "random", "mixed") or value.startswith("zoo:"):
-        return
-    raise ConfigError(f"init: must be minimal, random, mixed or zoo:NAME[,NAME...], got {value!r}")
-
-
-def _rate(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not 0 <= value <= 1:
-        raise ConfigError(f"{attribute.name}: must be a number in [0, 1], got {value!r}")
-
-
-def _share(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not 0 < value <= 1:
-        raise ConfigError(f"{attribute.name}: must be a number in (0, 1], got {value!r}")
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _listed(inst: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    if not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"strategy: must name at least one strategy, got {list(value)!r}")
+from ..errors import ConfigError
+from .checks import (
+    _CHECKS,
+    AUGMENTS,
+    EXECUTORS,
+    _check_weight,
+    _device_list,
+    _finite_limit,
+    _gpus,
+    _init_check,
+    _listed,
+    _names,
+    _not_negative,
+    _per_child,
+    _positive,
+    _rate,
+    _seed,
+    _share,
+    _show,
+    _unknown_key,
+)
 
 
 @frozen
@@ -282,7 +218,7 @@ class Experiment:
     def check(self) -> None:
         """Everything that can be checked before any data is loaded or any file written."""
         if self.executor == "ray":
-            from .extras import require
+            from ..extras import require
 
             require("ecogen --executor ray", "ray")
         import operators
@@ -312,7 +248,7 @@ class Experiment:
         self.check_crossover_weights()
         self.zoo_names()
         if self.screen:
-            from . import proxies
+            from .. import proxies
 
             try:
                 proxies.get(self.screen)
@@ -385,142 +321,3 @@ ADJUSTABLE = (
     "per_device",
     "ray_address",
 )
-
-
-def resume_changes(stored: Experiment, asked: dict[str, Any]) -> dict[str, Any]:
-    """The values of ``asked`` that differ from ``stored`` and may change on resume; RunError
-    explains any other change, since the continued run could then differ from the same run
-    never stopped."""
-    changes = {}
-    for key, value in asked.items():
-        old = getattr(stored, key)
-        new = getattr(from_dict({**_converter.unstructure(stored), key: value}), key)
-        if new == old:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if key in LIMITS and not _raises(key, old, new):
-            raise RunError(
-                f"{flag} {_show(new)}: a resumed run may only raise its limits (this run's"
-                f" {key} is {_show(old) if old else 'none'}); its first part was decided"
-                " under that limit"
-            )
-        if key not in LIMITS and key not in ADJUSTABLE:
-            raise RunError(
-                f"{flag}: this run has {key} = {_show(old)}; resuming with {_show(new)} would"
-                " make it differ from the same run never stopped. Start a new run instead:"
-                f" ecogen evolve --config {Path(stored.run_dir) / 'experiment.toml'}"
-                + "".join(f" {flag} {_show(v)}" for v in (new if isinstance(new, tuple) else [new]))
-            )
-        changes[key] = new
-    return changes
-
-
-def _check_weight(name: str, weight: Any, table: str = "weights") -> None:
-    number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
-    if not number or not math.isfinite(weight) or weight < 0:
-        raise ConfigError(f"{table}.{name}: must be a finite number >= 0, got {weight!r}")
-
-
-def _raises(key: str, old: float, new: float) -> bool:
-    if key == "generations":
-        return new > old
-    return bool(old) and (not new or new > old)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-#: Settings added since the first release, with the value that does what a run made before
-#: them did: a stored configuration that lacks one resumes as it started.
-INTRODUCED = {
-    "init_flops_per_pixel": 0.0,
-    "inherit": False,
-    "inherit_epochs": 0,
-    "final_from": "scratch",
-    "weight_decay": 5e-4,
-    "label_smoothing": 0.1,
-    "decay_norm_and_bias": True,
-}
-
-
-def introduced(values: dict[str, Any]) -> dict[str, Any]:
-    """:data:`INTRODUCED`, and the ``augment`` of a stored configuration ``values`` that lacks
-    it: what its dataset was trained with then (crop and flip for CIFAR only)."""
-    cifar = values.get("dataset", "digits") in ("cifar10", "cifar100")
-    return {**INTRODUCED, "augment": "crop-flip" if cifar else "none"}
-
-
-def from_dict(values: dict[str, Any]) -> Experiment:
-    """An Experiment from TOML-like values; ConfigError names the first bad key."""
-    values = dict(values)
-    if "tournament_size" in values:  # before strategies, the tournament's size was top-level
-        size = values.pop("tournament_size")
-        values.setdefault("strategies", {}).setdefault("tournament", {}).setdefault("size", size)
-    if isinstance(values.get("strategy"), str):
-        values["strategy"] = [values["strategy"]]
-    # A flag's (or a file's) "cuda:0,cuda:1": cattrs would make a tuple of its characters.
-    if isinstance(values.get("devices"), str):
-        values["devices"] = list(_device_list(values["devices"]))
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise _unknown_key(unknown[0], list(FIELDS))
-    # cattrs would turn "3" into 3; a config that says "3" where a number belongs is a mistake.
-    for a in attrs.fields(attrs.resolve_types(Experiment)):
-        if a.name in values and a.type is bool and not isinstance(values[a.name], bool):
-            raise ConfigError(f"{a.name}: must be true or false, got {values[a.name]!r}")
-        if a.name in values and a.type in (int, float, str):
-            want = (int, float) if a.type is float else a.type
-            value = values[a.name]
-            if not isinstance(value, want) or isinstance(value, bool):
-                raise ConfigError(f"{a.name}: must be {a.type.__name__}, got {value!r}")
-    # Nor [1.5, 2] where mutation counts belong, nor a weight ("2" and true would become 2.0
-    # and 1.0).
-    if "mutations_per_child" in values:
-        _per_child.check(None, "mutations_per_child", values["mutations_per_child"])
-    for table in ("weights", "crossover_weights"):
-        if isinstance(values.get(table), dict):
-            for name, weight in values[table].items():
-                _check_weight(name, weight, table)
-    try:
-        return _converter.structure(values, Experiment)
-    except cattrs.BaseValidationError as exc:
-        # cattrs groups the errors; a validator's own ConfigError already names the key.
-        for inner in exc.exceptions:
-            if isinstance(inner, ConfigError):
-                raise inner from None
-        raise ConfigError("; ".join(cattrs.transform_error(exc))) from None
-
-
-def load(path: str | Path) -> dict[str, Any]:
-    """The raw values of a TOML file (merged with flags before :func:`from_dict`)."""
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text (is it a TOML file?)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except RecursionError:  # tomllib parses nested arrays and tables recursively
-        raise ConfigError(
-            f"{path}: nested too deeply to read (arrays or tables in each other)"
-        ) from None
-
-
-def dumps(experiment: Experiment) -> str:
-    """The resolved configuration as TOML, loadable by ``ecogen evolve --config``."""
-    values = _converter.unstructure(experiment)
-    # The run directory is where this file lives; left out, the file runs again as is (into a
-    # new directory) instead of colliding with the run it came from.
-    values.pop("run_dir")
-    return "# ecogen experiment (resolved); run again with: ecogen evolve --config THIS_FILE\n" + (
-        tomli_w.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
-    )

@@ -10,12 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .config import RunError
-from .records import Counters, Evaluation, Status
-
-
-class FailureLimit(RunError):
-    """Too many evaluations failed in a row; the message names the last reasons."""
+from ..errors import FailureLimit
+from ..records import Counters, Evaluation, Status
 
 
 class Budget:

@@ -1,11 +1,11 @@
 """How each candidate of a generation gets its evaluation, in candidate order: from the store
 (a generation replayed after a stop), from its failed mutation, from the run's limits (refused
-before training: ``runner.costs``), from an earlier training of the same genome trained the same
-way (de-duplication), or from the evaluator; and what follows each one: counting it, keeping its
-weights, storing it with its events, and the best so far. With a rung schedule (the ``rungs``
-strategy: ``runner.rungs``) a generation is evaluated rung by rung: every candidate to the first
-rung, then, once a rung is complete, its best share on to the next, each promotion decided,
-trained, stored and accepted as a candidate is."""
+before training: ``runner.evolution.costs``), from an earlier training of the same genome
+trained the same way (de-duplication), or from the executor; and what follows each one:
+counting it, keeping its weights, storing it with its events, and the best so far. With a rung
+schedule (the ``rungs`` strategy: ``runner.evolution.rungs``) a generation is evaluated rung by
+rung: every candidate to the first rung, then, once a rung is complete, its best share on to
+the next, each promotion decided, trained, stored and accepted as a candidate is."""
 
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ import operators as ops
 import strategies as st
 from genomics import canonical_hash, dumps
 
-from . import faults
-from . import rng as rngs
+from .. import faults
+from .. import rng as rngs
+from ..execution.base import Judge, Outcome
+from ..judge import JudgeSnapshot, time_stop
+from ..records import Evaluation, Status, Task, evaluation_key
 from . import rungs as rs
 from .costs import refused_by_limits
-from .evaluation import failed_evaluation
-from .evaluators import Judge, Outcome
-from .judge import EpochJudge, time_stop
-from .records import Evaluation, Status, Task, evaluation_key
 
 if TYPE_CHECKING:
     from .engine import Engine, Reporter
@@ -55,7 +54,7 @@ class Candidates:
     the individual first evaluated with it and its evaluation).
 
     Candidates are decided in order (a budget reached, a result to reuse, a task to train) as
-    far as the evaluator has room and as the candidates before them allow an exact decision;
+    far as the executor has room and as the candidates before them allow an exact decision;
     each result is stored the moment it arrives; and results are accepted in candidate order
     (counted, the best so far, the failure limit). So any number of workers decides what one
     worker, training one candidate after another, decides.
@@ -164,7 +163,7 @@ class Candidates:
 
         while True:
             accept_ready()
-            while not stopping and decided < len(slots) and len(in_flight) < e.evaluator.capacity:
+            while not stopping and decided < len(slots) and len(in_flight) < e.executor.capacity:
                 verdict = self._decide(slots, decided, accepted, reporter)
                 if verdict == WAIT:
                     break
@@ -175,14 +174,14 @@ class Candidates:
                 if verdict == TRAIN:
                     slot.in_flight = True
                     in_flight[slot.ind.id] = slot
-                    e.evaluator.submit(slot.task, self._judge(slot, len(in_flight) > 1))
+                    e.executor.submit(slot.task, self._judge(slot, len(in_flight) > 1))
                 decided += 1
                 accept_ready()
             if not in_flight:
                 if stopping or decided == len(slots):
                     return done
                 continue
-            outcome = e.evaluator.next()
+            outcome = e.executor.next()
             self._arrived(in_flight.pop(outcome.task.individual), outcome)
 
     def _decide(self, slots: list[Slot], j: int, accepted: int, reporter: Reporter) -> str:
@@ -428,7 +427,7 @@ class Candidates:
             return stop
 
         remaining = e.budget.remaining()
-        snapshot = EpochJudge(
+        snapshot = JudgeSnapshot(
             strategy=e.experiment.strategy,
             options=e.experiment.strategies,
             seed=e.experiment.seed + 1,
@@ -528,13 +527,6 @@ class Candidates:
             value = None if evaluation.status == Status.FAILED else evaluation[cost]
             values.append(float(value) if value is not None else math.inf)
         return attrs.evolve(evaluation, fitness=tuple(values))
-
-
-def mutation_failure(exc: Exception) -> Evaluation:
-    """The evaluation of a child whose mutation raised: it is never trained."""
-    return failed_evaluation(
-        exc, time.perf_counter(), metrics={"stage": "mutation"}, prefix="mutation: "
-    )
 
 
 def cut_by_budget(evaluation: Evaluation) -> bool:

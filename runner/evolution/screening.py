@@ -1,0 +1,60 @@
+"""Screening a generation's children by a zero-cost proxy (``screen``): more children made, the
+``screen_keep`` share that the proxy scores best trained (docs/proxies.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import operators as ops
+import phenotypes.proxies as phx
+from genomics import canonical_hash
+
+from .. import rng as rngs
+from ..proxies import get
+
+
+def pool_size(children: int, keep: float) -> int:
+    """Candidates to make so that ``children`` of them are a ``keep`` share: rounded up."""
+    # Rounded first: 12 / 0.3 is 40.000000000000007 in floating point.
+    return max(children, math.ceil(round(children / keep, 9)))
+
+
+def screen(
+    candidates: Sequence[ops.Individual],
+    count: int,
+    proxy: str,
+    data: Any,
+    batch_size: int,
+    seed: int,
+) -> tuple[list[ops.Individual], list[dict[str, Any]]]:
+    """The ``count`` candidates that ``proxy`` scores highest (equal scores: the earlier
+    first; failures last, in candidate order), kept in candidate order, and one record per
+    candidate: ``id``, ``genome_hash``, ``score`` (None for a failure, with ``failure``),
+    ``rank`` (0: the best) and ``kept``. Every candidate is scored on the same minibatch of
+    ``batch_size`` images of ``data``'s training split, drawn with ``seed`` (the run's), its
+    genome compiled with its training seed. A child whose mutation failed is not scored (its
+    genome is its parent's): a failure."""
+    function = get(proxy).function
+    x, y = phx.minibatch(data, batch_size, seed)
+    scores = []
+    for ind in candidates:
+        failed = getattr(ind, "mutation_failure", None)
+        if failed is not None:
+            scores.append(phx.ProxyScore(proxy, None, f"mutation failed: {failed.reason}"))
+        else:
+            child_seed = rngs.seed_for(seed, ind.id)
+            scores.append(phx.score(ind.genome, function, x, y, seed=child_seed, name=proxy))
+    order = sorted(
+        range(len(candidates)), key=lambda i: (not scores[i].ok, -(scores[i].value or 0.0))
+    )
+    rank = {i: r for r, i in enumerate(order)}
+    records = []
+    for i, (ind, s) in enumerate(zip(candidates, scores, strict=True)):
+        record = {"id": ind.id, "genome_hash": canonical_hash(ind.genome), "score": s.value}
+        if not s.ok:
+            record["failure"] = s.failure
+        records.append({**record, "rank": rank[i], "kept": rank[i] < count})
+    kept = [ind for i, ind in enumerate(candidates) if rank[i] < count]
+    return kept, records
