@@ -124,17 +124,17 @@ def final_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"best of {summary['run_dir']}", show_header=False)
     rows = (
         ("individual", f"{best['id']} (generation {best['generation']})"),
-        ("test accuracy", f"{best['test_accuracy']:.2%}"),
+        ("test accuracy", _share(best["test_accuracy"])),
         ("val accuracy", f"{best['val_accuracy']:.2%} (search: {best['search_val_accuracy']:.2%})"),
-        ("parameters", f"{best['params']:,}"),
-        ("FLOPs / image", f"{best['flops']:,}"),
+        ("parameters", "-" if best["params"] is None else f"{best['params']:,}"),
+        ("FLOPs / image", "-" if best["flops"] is None else f"{best['flops']:,}"),
         ("mutations", " ".join(best["operators"]) or "-"),
         ("generations", str(summary["generations"])),
         ("evaluations", f"{summary['evaluations']} ({summary['epochs_trained']} epochs)"),
         ("de-duplicated", str(summary["dedup_hits"])),
         ("failures", str(summary["failures"])),
         ("search time", f"{_clock(summary['seconds'])} (stopped by {summary['stopped_by']})"),
-        ("final training", _clock(summary["final_training_seconds"])),
+        ("final training", _final(summary)),
         ("workers", _worker_row(summary)),
         ("disk", f"{summary['disk_bytes'] / 2**20:,.1f} MiB"),
         ("written to", f"{summary['run_dir']}/best"),
@@ -142,6 +142,17 @@ def final_table(summary: dict[str, Any]) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _share(value: float | None) -> str:
+    # A user evaluation may give no test accuracy.
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _final(summary: dict[str, Any]) -> str:
+    if summary.get("evaluation"):
+        return f"none (evaluated by {summary['evaluation']})"
+    return _clock(summary["final_training_seconds"])
 
 
 def _worker_row(summary: dict[str, Any]) -> str:

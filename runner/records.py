@@ -176,13 +176,28 @@ class Task:
     #: A promotion (rung > 0) inherits from its own weights at the rung before.
     schedule: tuple = field(default=(), converter=tuple)
     rung: int = 0
+    #: The user evaluation that gives its metrics (``runner.evaluations``; ``""``: the
+    #: built-in training).
+    evaluation: str = ""
+
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs of its whole planned training: a rung schedule's last rung, or
+        ``epochs``."""
+        return self.schedule[0][-1] if self.schedule else self.epochs
 
     @property
     def key(self) -> tuple:
         """What decides its result beyond the seed, for reuse: see :func:`reuse_key`. A task
         of a rung schedule is planned for the schedule's last rung."""
-        planned = self.schedule[0][-1] if self.schedule else self.epochs
-        return reuse_key(self.genome_hash, planned, self.teacher, self.inherit_from, self.schedule)
+        return reuse_key(
+            self.genome_hash,
+            self.planned_epochs,
+            self.teacher,
+            self.inherit_from,
+            self.schedule,
+            self.evaluation,
+        )
 
 
 def reuse_key(
@@ -191,13 +206,38 @@ def reuse_key(
     teacher: str | None,
     inherited_from: str | None = None,
     schedule: tuple = (),
+    evaluation: str = "",
 ) -> tuple:
     """De-duplication reuses a result only for the same structure trained the same way: the
     same planned epochs (succession trains for half of them in its primary phase), the same
-    teacher (mimicry), the same starting weights (a parent's, or none) and the same rung
+    teacher (mimicry), the same starting weights (a parent's, or none), the same rung
     schedule (``()`` for a training of fixed epochs: rungs train in segments, each with its
-    own learning-rate schedule, so 1 + 2 + 6 epochs is not a training of 9)."""
-    return (genome_hash, planned_epochs, teacher, inherited_from, schedule)
+    own learning-rate schedule, so 1 + 2 + 6 epochs is not a training of 9) and the same
+    evaluation (a user evaluation's name; the built-in training's key has none, as before
+    there were others, so stores written then reuse as they did)."""
+    key = (genome_hash, planned_epochs, teacher, inherited_from, schedule)
+    return (*key, evaluation) if evaluation else key
+
+
+@frozen
+class EvaluationContext:
+    """What a user evaluation (``runner.evaluations``) is told of the candidate it evaluates:
+    what its built-in training would have had. ``epochs`` are this evaluation's (a rung
+    promotion's: those it adds to the ``start_epoch`` its candidate has), ``planned_epochs``
+    those of its whole planned training; ``data_fraction`` the share of the training split it
+    would train on (rungs), ``rung`` its rung (0 without rungs), ``parents`` its parents'
+    ids."""
+
+    individual: str
+    generation: int
+    seed: int
+    epochs: int
+    planned_epochs: int
+    start_epoch: int = 0
+    data_fraction: float = 1.0
+    rung: int = 0
+    parents: tuple[str, ...] = field(default=(), converter=tuple)
+    phase: str = ""
 
 
 def schedule_key(metrics: Mapping[str, Any]) -> tuple:
@@ -217,6 +257,7 @@ def evaluation_key(genome_hash: str, evaluation: Evaluation) -> tuple:
         evaluation.teacher,
         evaluation.inherited_from,
         schedule_key(evaluation.metrics),
+        evaluation.metrics.get("evaluation", ""),
     )
 
 
@@ -255,23 +296,27 @@ class Checkpoint:
 
 @frozen
 class BestSummary:
-    """The best network of a run, as trained again at the end."""
+    """The best network of a run, as trained again at the end. With a user evaluation it is
+    not trained again (``final_from = "none"``): its figures are its evaluation's, ``None``
+    where the evaluation gave none, and ``metrics`` all the metrics it gave."""
 
     id: str
     generation: int
     genome_hash: str
     search_val_accuracy: float
     val_accuracy: float
-    test_accuracy: float
-    params: int
-    size_bytes: int
-    flops: int
+    test_accuracy: float | None
+    params: int | None
+    size_bytes: int | None
+    flops: int | None
     final_epochs: int
     operators: tuple[str, ...] = field(converter=tuple)
     #: Where its final training started: ``scratch`` or its search ``weights``.
     final_from: str = "scratch"
     #: What made it the best: the run's ranking (``strategies.Ranking.objective``).
     ranked_by: str = "val_accuracy, then fewer params"
+    #: A user evaluation's metrics of it (None with the built-in training).
+    metrics: dict[str, Any] | None = None
 
 
 @frozen
@@ -310,12 +355,16 @@ class Summary:
     worker_idle_seconds: float | None = 0.0
     objectives: tuple[str, ...] | None = None
     pareto_front: tuple[dict[str, Any], ...] | None = None
+    #: The user evaluation that gave every candidate its metrics; None: the built-in training.
+    evaluation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = converter.unstructure(self)
-        for key in ("objectives", "pareto_front"):
+        for key in ("objectives", "pareto_front", "evaluation"):
             if out[key] is None:
                 del out[key]
+        if out["best"]["metrics"] is None:
+            del out["best"]["metrics"]
         return out
 
 

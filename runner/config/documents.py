@@ -68,6 +68,7 @@ INTRODUCED = {
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
     "decay_norm_and_bias": True,
+    "evaluation": "",
 }
 
 

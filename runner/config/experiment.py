@@ -148,6 +148,10 @@ class Experiment:
     #: With screen: the share of the candidates made that is trained (children / screen_keep
     #: are made, the children that score best are kept).
     screen_keep: float = field(default=0.5, converter=float, validator=_share)
+    #: A user evaluation (an ``ecogen.evaluations`` entry point, one registered at run time, or
+    #: MODULE:FUNCTION) that gives each candidate its metrics in place of training it; empty:
+    #: the built-in training (docs/evaluations.md).
+    evaluation: str = ""
     #: Strategies and presets (tournament, ag-evolution, eigen, nsga2), in the order consulted.
     strategy: tuple[str, ...] = field(default=("tournament",), converter=_names, validator=_listed)
     #: Options per strategy: ``[strategies.extinction] threshold = "quantile"``.
@@ -254,6 +258,8 @@ class Experiment:
                 proxies.get(self.screen)
             except KeyError as exc:
                 raise ConfigError(f"screen: {exc.args[0]}; see `ecogen plugins`") from None
+        if self.evaluation:
+            self.check_evaluation()
         try:
             search = strategies.Search(self.strategy_objects(), seed=self.seed)
             search.objectives()
@@ -272,6 +278,30 @@ class Experiment:
             search.plan(base, context)
         except strategies.StrategyError as exc:
             raise ConfigError(str(exc)) from None
+
+    def check_evaluation(self) -> None:
+        """ConfigError when ``evaluation`` names no usable evaluation, or when a setting needs
+        the trained network a user evaluation does not make (``inherit``, a strategy that
+        distills from the best's network: mimicry)."""
+        from .. import evaluations
+
+        try:
+            evaluations.get(self.evaluation)
+        except KeyError as exc:
+            raise ConfigError(f"evaluation: {exc.args[0]}; see `ecogen plugins`") from None
+        except evaluations.PluginError as exc:
+            raise ConfigError(f"evaluation: {exc}") from None
+        why = f"a user evaluation (evaluation = {self.evaluation!r}) trains no network"
+        if self.inherit:
+            raise ConfigError(
+                f"inherit: {why}, so children have no weights to inherit; set inherit = false"
+            )
+        for strategy in self.strategy_objects():
+            if hasattr(strategy, "ecogen_training"):
+                raise ConfigError(
+                    f"strategy: {strategy.name} trains candidates toward the best's network, and"
+                    f" {why}; leave {strategy.name} out (the eigen preset holds mimicry)"
+                )
 
     def ignored(self, device: str | None = None) -> list[str]:
         """The settings given that change nothing, one line each saying why: inherit_epochs

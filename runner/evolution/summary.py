@@ -8,10 +8,10 @@ from typing import Any
 
 import attrs
 
-from genomics import canonical_hash
+from genomics import canonical_hash, dumps
 
 from .. import faults
-from ..files import train_and_write
+from ..files import train_and_write, write_text_atomic
 from ..records import BestSummary, Summary
 from ..store import Store
 
@@ -54,10 +54,11 @@ def summarize(
             params=final["params"],
             size_bytes=final["size_bytes"],
             flops=final["flops"],
-            final_epochs=e.final_epochs,
+            final_epochs=final.get("final_epochs", e.final_epochs),
             operators=lineage_operators(store, best.id),
             final_from=final.get("final_from", "scratch"),
             ranked_by=engine.ranking.objective,
+            metrics=final.get("metrics"),
         ),
         dataset=e.dataset,
         strategy=e.strategy,
@@ -82,6 +83,7 @@ def summarize(
         **engine.executor.stats(),
         objectives=tuple(engine.objectives) if front is not None else None,
         pareto_front=front,
+        evaluation=e.evaluation or None,
     )
 
 
@@ -116,6 +118,20 @@ def finish(engine: Any, reporter: Any) -> dict[str, Any]:
     best = champion(engine)
     search_seconds = engine.seconds
     faults.reached("final")
+    if e.evaluation:
+        final = _as_evaluated(files, best)
+    else:
+        final = _trained_again(engine, best, reporter)
+    engine.store.set_meta(seconds=search_seconds)
+    engine.store.fold_log()
+    summary = summarize(engine, best, final, search_seconds, files.disk_usage()).to_dict()
+    files.write_summary(summary)
+    return summary
+
+
+def _trained_again(engine: Any, best: Any, reporter: Any) -> dict[str, Any]:
+    """The final training of ``best``, written to ``best/``; its summary."""
+    e, files = engine.experiment, engine.files
     reporter.final_training(engine, best.genome)
     spec = attrs.evolve(engine.spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
     model = start = None
@@ -127,8 +143,23 @@ def finish(engine: Any, reporter: Any) -> dict[str, Any]:
         best.genome, best.id, engine.data, e.dataset, spec, files.best, model=model, start=start
     )
     final["final_from"] = "weights" if start is not None or model is not None else "scratch"
-    engine.store.set_meta(seconds=search_seconds)
-    engine.store.fold_log()
-    summary = summarize(engine, best, final, search_seconds, files.disk_usage()).to_dict()
-    files.write_summary(summary)
-    return summary
+    return final
+
+
+def _as_evaluated(files: Any, best: Any) -> dict[str, Any]:
+    """The summary of ``best`` of a run with a user evaluation, which trains no network to
+    train again: its evaluation's figures; ``best/`` holds its genome only."""
+    files.best.mkdir(exist_ok=True)
+    write_text_atomic(files.best / "genome.json", dumps(best.genome))
+    evaluation = best.evaluation
+    return {
+        "val_accuracy": evaluation.val_accuracy or 0.0,
+        "test_accuracy": evaluation.metrics.get("test_accuracy"),
+        "params": evaluation.params,
+        "size_bytes": evaluation.size_bytes,
+        "flops": evaluation.flops,
+        "seconds": 0.0,
+        "final_from": "none",
+        "final_epochs": 0,
+        "metrics": dict(evaluation.metrics),
+    }
