@@ -3,6 +3,7 @@ the checks a file must pass before SQLite opens it. docs/run-store.md documents 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from ..errors import StoreError
@@ -93,6 +94,24 @@ ALTER TABLE evaluations ADD COLUMN latency_ms REAL;
 """
 #: The tables each version adds (created from SCHEMA when a store is migrated to it).
 NEW_TABLES = {2: ("events",), 3: ("latencies",)}
+
+
+def migrate(db: sqlite3.Connection, version: int) -> None:
+    """Upgrade the store ``db`` of schema ``version``, one version after the other, in one
+    transaction: its new columns and tables, then the version."""
+    steps = {1: MIGRATE_FROM_1, 2: MIGRATE_FROM_2}
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        for old in range(version, SCHEMA_VERSION):
+            for statement in steps[old].strip().splitlines():
+                db.execute(statement)
+            for statement in SCHEMA.split(";"):  # the new tables and their indexes
+                if any(
+                    f"EXISTS {table} " in statement or f" ON {table} " in statement
+                    for table in NEW_TABLES[old + 1]
+                ):
+                    db.execute(statement)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 
 _HEADER = b"SQLite format 3\x00"
