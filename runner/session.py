@@ -80,35 +80,57 @@ def claim(run_dir: str | Path) -> RunLock:
     return lock
 
 
-def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) -> Engine:
-    """A new run in ``experiment.run_dir``: writes ``experiment.toml`` and creates the store.
-    ``lock`` is the directory's, from :func:`claim` (taken here when not given)."""
-    experiment.check()
-    check_machine(experiment)
-    costs = None
-    if experiment.max_latency_ms:  # the first genomes' latency, measured where the run runs
-        from phenotypes import resolve_device
+@attrs.define
+class NewRun:
+    """A new run's experiment, checked before its data is loaded or anything is written:
+    :meth:`engine` then writes the run."""
 
-        costs = Costs(experiment, str(resolve_device(experiment.device)))
-    check_init(experiment, data, costs)
-    run_dir = Path(experiment.run_dir)
-    lock = lock if lock is not None else claim(run_dir)
-    try:
-        toml = cfg.dumps(experiment)
-        write_text_atomic(run_dir / "experiment.toml", toml)
-        meta = {
-            "ecogen_version": importlib.metadata.version("ecogen"),
-            "created": time.time(),
-            "seconds": 0.0,
-            "data_fingerprint": data_fingerprint(data),
-        }
-        store = Store.create(run_dir / FILENAME, toml, meta, lock=lock)
-        if costs is not None:
-            costs.keep(store, costs.measured.items())
-    except BaseException:
-        lock.release()
-        raise
-    return _engine(experiment, run_dir, store, data)
+    experiment: cfg.Experiment
+    #: What the run sets that this machine makes moot (:func:`check_machine`), one line each.
+    notes: list[str] = attrs.field(factory=list)
+
+    def engine(self, data: Any, lock: RunLock | None = None) -> Engine:
+        """Check the first population on ``data``, write ``experiment.toml``, create the store
+        and build the engine. ``lock`` is the directory's, from :func:`claim` (taken here when
+        not given)."""
+        experiment = self.experiment
+        costs = None
+        if experiment.max_latency_ms:  # the first genomes' latency, measured where the run runs
+            from phenotypes import resolve_device
+
+            costs = Costs(experiment, str(resolve_device(experiment.device)))
+        check_init(experiment, data, costs)
+        run_dir = Path(experiment.run_dir)
+        lock = lock if lock is not None else claim(run_dir)
+        try:
+            toml = cfg.dumps(experiment)
+            write_text_atomic(run_dir / "experiment.toml", toml)
+            meta = {
+                "ecogen_version": importlib.metadata.version("ecogen"),
+                "created": time.time(),
+                "seconds": 0.0,
+                "data_fingerprint": data_fingerprint(data),
+            }
+            store = Store.create(run_dir / FILENAME, toml, meta, lock=lock)
+            if costs is not None:
+                costs.keep(store, costs.measured.items())
+        except BaseException:
+            lock.release()
+            raise
+        return _engine(experiment, run_dir, store, data)
+
+
+def prepare_start(experiment: cfg.Experiment) -> NewRun:
+    """Check ``experiment`` (:meth:`~runner.config.Experiment.check`, :func:`check_machine`)
+    before any data is loaded or file written; ConfigError or RunError says what is wrong."""
+    experiment.check()
+    return NewRun(experiment, check_machine(experiment))
+
+
+def start(experiment: cfg.Experiment, data: Any, lock: RunLock | None = None) -> Engine:
+    """A new run in ``experiment.run_dir``: checks it, writes ``experiment.toml`` and creates
+    the store. ``lock`` is the directory's, from :func:`claim` (taken here when not given)."""
+    return prepare_start(experiment).engine(data, lock)
 
 
 def _engine(experiment: cfg.Experiment, run_dir: Path, store: Store, data: Any) -> Engine:

@@ -191,3 +191,26 @@ def test_an_unreachable_ray_cluster_fails_before_the_run_directory_is_written(tm
         proc.stderr
     )
     assert not run_dir.exists()
+
+
+def test_evolve_checks_the_experiment_and_the_machine_once(tmp_path, monkeypatch):
+    # Each check is counted and still runs in full: a second pass loaded the plugins and built
+    # the strategies again, and with --executor ray connected to the cluster twice.
+    from runner import session
+    from runner.config import Experiment
+
+    calls = []
+
+    def counted(name, real):
+        def check(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return check
+
+    monkeypatch.setattr(Experiment, "check", counted("experiment", Experiment.check))
+    monkeypatch.setattr(session, "check_machine", counted("machine", session.check_machine))
+    args = ["evolve", *TINY_RUN, "--device", "cpu", "--run-dir", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert calls == ["experiment", "machine"]

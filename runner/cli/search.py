@@ -139,6 +139,14 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
             " see `ecogen plugins`); repeat to combine [default: tournament].",
         },
     ),
+    (
+        ("--evaluation",),
+        {
+            "help": "A user evaluation (see `ecogen plugins`, or MODULE:FUNCTION) that gives"
+            " each candidate its metrics in place of training it (docs/evaluations.md)"
+            " [default: the built-in training].",
+        },
+    ),
     (("--seed",), {"type": int, "help": "[default: 0]"}),
     (("--device",), {"type": click.Choice(["auto", "cpu", "cuda"]), "help": "[default: auto]"}),
     (
@@ -281,24 +289,25 @@ def evolve(config_file: str | None, live_report: bool, **flags) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name = re.sub(r"[^\w.-]+", "_", experiment.dataset).strip("_")
         experiment = cfg.attrs.evolve(experiment, run_dir=str(Path("runs") / f"{name}-{stamp}"))
-    experiment.check()  # a bad value fails before the data is loaded
+    from ..session import claim, prepare_start
+
+    # A bad value, a missing GPU or Ray cluster fails here, before the data is loaded or the
+    # run directory exists.
+    new_run = prepare_start(experiment)
     if live_report:
         from ..extras import require
 
         require("ecogen evolve --report", "report")
     import phenotypes as ph
 
-    from ..session import check_machine, claim, start
-
-    # A missing GPU or Ray cluster fails here, before the run directory exists.
-    for note in check_machine(experiment):
+    for note in new_run.notes:
         click.echo(f"warning: {note}", err=True)
     console = Console(stderr=True)
     lock = claim(experiment.run_dir)  # a second process on this directory stops here
     try:
         with console.status(f"loading {experiment.dataset}"):
             data = ph.load_dataset(experiment.dataset, experiment.data_dir, seed=experiment.seed)
-        engine = start(experiment, data, lock=lock)
+        engine = new_run.engine(data, lock=lock)
     except BaseException:
         lock.release()
         raise
