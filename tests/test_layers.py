@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "runner.lock",
             "runner.executors",
             "runner.proxies",
+            "runner.evaluations",
         ),
     ),
 )
