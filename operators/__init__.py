@@ -1,5 +1,7 @@
-"""Mutation operators as DEAP operators: the 15 mutations of the thesis table and the two
-SEP-Net phenotype mutations (off by default), their registry (built-ins and
+"""Variation of genomes: mutations and crossovers as DEAP operators, with their registries.
+
+The 15 mutations of the thesis table and the two SEP-Net phenotype mutations (off by
+default), their registry (built-ins and
 ``ecogen.operators`` entry points, on the plugin registry strategies share), ``mutate``, the
 toolbox factory, and EIGEN's gene duplication (:mod:`operators.duplication`); crossovers
 (homologous crossover and subgraph exchange, :mod:`operators.crossovers`), their registry

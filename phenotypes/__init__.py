@@ -1,5 +1,7 @@
-"""Genomes become PyTorch modules: the compiler, the extra layers, training, measurement,
-zero-cost proxies (:mod:`phenotypes.proxies`) and datasets."""
+"""Genomes as PyTorch modules: compiled, trained and measured.
+
+The compiler, the extra layers, training, measurement, zero-cost proxies
+(:mod:`phenotypes.proxies`) and datasets."""
 
 from .binarize import BinarizationReport, Stage, binarize_and_finetune, binarize_network
 from .checkpoint import load_model, save_model

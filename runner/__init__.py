@@ -1,6 +1,11 @@
-"""Wires the other packages together: the experiment configuration, the evolution loop
-(``engine``) with its candidates, executors, budget and checkpoints, the SQLite run store,
-starting and resuming runs (``session``), the files of a run (``artifacts``) and the ``ecogen``
-command line (``cli``). docs/architecture.md shows how a candidate flows through them."""
+"""Runs searches: the other packages wired into experiments, their runs and run stores.
+
+Layers, top to bottom, each importing only its own and those below (tests/test_layers.py
+checks): the ``ecogen`` command line (``cli``); runs started, resumed, shown and shipped
+(``session``, ``display``, ``report``, ``export``, ``api``); the evolution loop
+(``evolution``); training candidates (``execution``) beside the run store (``store``); the
+experiment configuration, the per-epoch judge and a run's files (``config``, ``judge``,
+``files``); records, exceptions and registries (``records``, ``errors``, ``failures``,
+``executors``, ``proxies``, ``evaluations``, ...). docs/architecture.md gives each module's job."""
 
 __all__: list[str] = []

@@ -1,5 +1,7 @@
-"""Search strategies (selection, succession, extinction, duplication, mimicry, NSGA-II,
-cost-aware selection, rungs) as pluggy plugins, their registry and presets.
+"""Search strategies: a search's decisions (parents, survivors, training), as pluggy plugins.
+
+The built-in strategies (selection, succession, extinction, duplication, mimicry, NSGA-II,
+cost-aware selection, rungs), their registry and presets.
 
 Imports genomics, operators and deap, never torch: a strategy sees metrics as numbers. The hook
 specification is :class:`StrategySpec`; docs/writing-a-strategy.md walks through a plugin.

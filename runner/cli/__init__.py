@@ -1,6 +1,8 @@
-"""The ``ecogen`` command line: one module per command group, each imported only when its
-commands run or are listed (``evolve``, ``resume``; ``train``; ``show``, ``validate``, ``zoo``;
-``report``, ``export``; ``plugins``). Heavy modules (torch, torchvision, scikit-learn,
+"""The ``ecogen`` command line.
+
+One module per command group, each imported only when its commands run or are listed
+(``evolve``, ``resume``; ``train``; ``show``, ``validate``, ``zoo``; ``report``, ``export``;
+``plugins``). Heavy modules (torch, torchvision, scikit-learn,
 matplotlib, onnx) are imported inside the commands that need them, so ``ecogen --help`` stays
 instant.
 """
