@@ -65,6 +65,14 @@ def _failed(
     )
 
 
+def bad_metrics(
+    reason: str, start: float, params: int | None, metrics: dict[str, Any]
+) -> Evaluation:
+    """The failed evaluation of a user evaluation that returned what is not a result
+    (``reason``: what it returned): bound to repeat, so never transient."""
+    return _failed(reason.splitlines()[0][:500], params, [], start, metrics, False)
+
+
 def mutation_failure(exc: Exception) -> Evaluation:
     """The evaluation of a child whose mutation raised: it is never trained."""
     return failed_evaluation(

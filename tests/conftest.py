@@ -23,14 +23,14 @@ def install_plugin(tmp_path, monkeypatch):
     """``install_plugin(dist, module, source, entry_points)``: a distribution installed as pip
     would (``module.py`` and a dist-info with ``entry_points``, e.g. ``{"ecogen.operators":
     {"demo": "module:function"}}``) on ``sys.path`` for this test; the registries (operators,
-    crossovers, strategies, proxies) scan it.
+    crossovers, strategies, proxies, evaluations) scan it.
     Returns the folder, for ``PYTHONPATH`` in a subprocess. Undone after the test."""
     import sys
     import textwrap
 
     import operators
     import strategies
-    from runner import proxies
+    from runner import evaluations, proxies
 
     folder = tmp_path / "site-packages"
     folder.mkdir()
@@ -53,6 +53,7 @@ def install_plugin(tmp_path, monkeypatch):
         operators.registered_crossovers(reload=True)
         strategies.registered(reload=True)
         proxies.registered(reload=True)
+        evaluations.registered(reload=True)
         return folder
 
     yield install
@@ -67,3 +68,4 @@ def install_plugin(tmp_path, monkeypatch):
     operators.registered_crossovers(reload=True)
     strategies.registered(reload=True)
     proxies.registered(reload=True)
+    evaluations.registered(reload=True)

@@ -1,5 +1,5 @@
-"""``ecogen plugins``: what is registered (operators, crossovers, strategies, presets, proxies)
-and by whom, and which plugins were refused."""
+"""``ecogen plugins``: what is registered (operators, crossovers, strategies, presets, proxies,
+evaluations) and by whom, and which plugins were refused."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import click
 
 @click.command()
 def plugins() -> None:
-    """List the registered operators, crossovers, strategies, presets and zero-cost proxies
-    with the package providing each.
+    """List the registered operators, crossovers, strategies, presets, zero-cost proxies and
+    user evaluations with the package providing each.
 
     Plugins that were refused (an entry point that cannot be loaded, an operator or crossover
     that is not one, a strategy whose hook does not match the specification, a name already
@@ -18,7 +18,7 @@ def plugins() -> None:
     import operators
     import strategies
 
-    from .. import proxies
+    from .. import evaluations, proxies
 
     table = operators.registered(reload=True)
     width = max(len(n) for n in table)
@@ -48,11 +48,19 @@ def plugins() -> None:
     for name, info in proxies.registered(reload=True).items():
         summary = info.summary if len(info.summary) <= 72 else info.summary[:71] + "…"
         click.echo(f"  {name:<{width}}  {info.provider:<13} {summary}")
+    click.echo("evaluations (in place of training: evaluation = NAME):")
+    found_evaluations = evaluations.registered(reload=True)
+    for name, info in found_evaluations.items():
+        summary = info.summary if len(info.summary) <= 72 else info.summary[:71] + "…"
+        click.echo(f"  {name:<{width}}  {info.provider:<13} {summary}")
+    if not found_evaluations:
+        click.echo("  (none: candidates are trained)")
     refused = [
         *operators.refused().values(),
         *operators.refused_crossovers().values(),
         *strategies.refused().values(),
         *proxies.refused().values(),
+        *evaluations.refused().values(),
     ]
     if refused:
         click.echo("refused:")

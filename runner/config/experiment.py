@@ -283,14 +283,26 @@ class Experiment:
         """ConfigError when ``evaluation`` names no usable evaluation, or when a setting needs
         the trained network a user evaluation does not make (``inherit``, a strategy that
         distills from the best's network: mimicry)."""
-        from .. import evaluations
+        import pickle
+
+        from .. import evaluations, executors
 
         try:
-            evaluations.get(self.evaluation)
+            function = evaluations.get(self.evaluation).function
         except KeyError as exc:
             raise ConfigError(f"evaluation: {exc.args[0]}; see `ecogen plugins`") from None
         except evaluations.PluginError as exc:
             raise ConfigError(f"evaluation: {exc}") from None
+        chosen = executors.chosen(self.executor, self.workers)
+        if chosen == "local":  # (Ray's cloudpickle takes closures too)
+            try:  # worker processes get the function as a reference they import
+                pickle.dumps(function)
+            except Exception as exc:
+                raise ConfigError(
+                    f"evaluation: {self.evaluation} cannot go to {chosen} worker processes"
+                    f" ({type(exc).__name__}: {exc}); make it a module's top-level function,"
+                    " or use one worker"
+                ) from None
         why = f"a user evaluation (evaluation = {self.evaluation!r}) trains no network"
         if self.inherit:
             raise ConfigError(

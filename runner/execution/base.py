@@ -91,6 +91,7 @@ def train_task(
     teacher: Callable[[str], Any] | None = None,
     timeout: float = 0.0,
     parent: Callable[[str], tuple[Any, Any]] | None = None,
+    user: Callable[[Task, float], Evaluation] | None = None,
 ) -> tuple[Evaluation, Any]:
     """Train ``task`` as every executor does: ``spec`` with the task's seed, epochs and
     distillation, judged after every epoch, with PyTorch's global generators left as found
@@ -99,7 +100,12 @@ def train_task(
     recorded, when they cannot be loaded; a task with ``stop_after`` stops after that epoch;
     one with a ``data_fraction`` below 1 trains on that seeded share of the training split.
     Returns the evaluation (with the task's planned epochs and teacher, and the stop that
-    ended it) and the model (None on failure)."""
+    ended it) and the model (None on failure).
+
+    With the run's user evaluation ``user`` (``runner.execution.user``) nothing is trained:
+    its evaluation of the task, and no model."""
+    if user is not None:
+        return user(task, timeout), None
     from phenotypes import StopTraining
 
     if task.data_fraction < 1:

@@ -24,6 +24,7 @@ from ..failures import worker_died
 from ..records import Task
 from .base import Judge, Outcome, TeacherCache, load_parent, model_bytes, train_task
 from .training import release_memory
+from .user import UserEvaluation, user_evaluation
 
 #: Seconds between a worker's looks at whether the engine's process is still there.
 _PARENT_CHECK = 1.0
@@ -60,6 +61,8 @@ class LocalExecutor:
         self._context = tmp.get_context("spawn")
         self.spec, self.weights_dir = spec, Path(weights_dir)
         self.timeout = experiment.evaluation_timeout
+        # Sent to each worker by pickle, as a reference its process imports.
+        self.user = user_evaluation(experiment)
         self.devices = worker_devices(experiment, spec.device)
         self.capacity = len(self.devices)
         cpus = sum(1 for d in self.devices if d == "cpu")
@@ -89,6 +92,7 @@ class LocalExecutor:
                 to_worker,
                 from_worker,
                 os.getpid(),
+                self.user,
             ),
             name=f"ecogen-{name}",
             daemon=True,
@@ -185,6 +189,7 @@ def _serve(
     inbox: Any,
     outbox: Any,
     parent: int,
+    user: UserEvaluation | None = None,
 ) -> None:
     """A worker's life: train each task it is sent, send the outcome back, until told to
     stop or the engine's process is gone."""
@@ -225,7 +230,7 @@ def _serve(
             return judge(task, epoch, epochs, accuracy)
 
         evaluation, model = train_task(
-            task, data, spec, judged, teacher_model, timeout, load_parent(weights_dir)
+            task, data, spec, judged, teacher_model, timeout, load_parent(weights_dir), user
         )
         content = model_bytes(task.genome, model) if model is not None else None
         del model

@@ -29,6 +29,7 @@ from ..failures import worker_died
 from ..records import Task
 from .base import Judge, Outcome, model_bytes, train_task
 from .local import worker_devices
+from .user import UserEvaluation, user_evaluation
 
 _SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
@@ -141,6 +142,7 @@ class RayExecutor:
         )
         self.spec, self.weights_dir = spec, Path(weights_dir)
         self.timeout = experiment.evaluation_timeout
+        self.user = user_evaluation(experiment)  # cloudpickled with each task
         arrays = {s: getattr(data, s).numpy() for s in _SPLITS}
         self._data = ray.put((attrs.evolve(data, **{s: None for s in _SPLITS}), arrays))
         self._remote = ray.remote(max_retries=0)(_train)
@@ -169,6 +171,7 @@ class RayExecutor:
             teacher,
             self._threads,
             parent,
+            self.user,
         )
         self._running[ref] = task
 
@@ -213,6 +216,7 @@ def _train(
     teacher: Any,
     threads: int,
     parent: bytes | str | None = None,
+    user: UserEvaluation | None = None,
 ) -> Outcome:
     """One candidate, in a Ray worker: the same training as every executor's."""
     import io
@@ -245,7 +249,7 @@ def _train(
 
     judge = snapshot.build()
     evaluation, model = train_task(
-        task, data, spec, judge, teacher_model, timeout, parent_model if parent else None
+        task, data, spec, judge, teacher_model, timeout, parent_model if parent else None, user
     )
     content = model_bytes(task.genome, model) if model is not None else None
     del model

@@ -9,6 +9,7 @@ from typing import Any
 from ..records import Task
 from .base import Judge, Outcome, TeacherCache, load_parent, train_task
 from .training import release_memory
+from .user import user_evaluation
 
 
 class SerialExecutor:
@@ -22,6 +23,7 @@ class SerialExecutor:
         self.weights_dir = Path(weights_dir)
         self._teacher = TeacherCache(self.weights_dir)
         self._queued: list[tuple[Task, Judge]] = []
+        self.user = user_evaluation(experiment)
 
     def submit(self, task: Task, judge: Judge) -> None:
         self._queued.append((task, judge))
@@ -36,6 +38,7 @@ class SerialExecutor:
             self._teacher,
             self.timeout,
             load_parent(self.weights_dir),
+            self.user,
         )
         release_memory()
         return Outcome(task, evaluation, model)
