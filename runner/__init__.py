@@ -8,4 +8,16 @@ experiment configuration, the per-epoch judge and a run's files (``config``, ``j
 ``files``); records, exceptions and registries (``records``, ``errors``, ``failures``,
 ``executors``, ``proxies``, ``evaluations``, ...). docs/architecture.md gives each module's job."""
 
-__all__: list[str] = []
+from typing import Any
+
+__all__ = ["Run", "evolve", "open_run"]
+
+
+def __getattr__(name: str) -> Any:
+    # The API is imported when first named: `import runner.cli` (and `ecogen --help`) must not
+    # import torch and the whole engine with it.
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'runner' has no attribute {name!r}")
