@@ -177,6 +177,24 @@ def test_the_context_tells_what_the_training_would_have_had(tmp_path, digits):
     assert any(c.parents for c in seen)
 
 
+def test_rungs_tell_a_promotion_its_rung_and_the_epochs_it_has(tmp_path, digits):
+    seen = []
+
+    def evaluate(genome, context):
+        seen.append((context.rung, context.start_epoch, context.epochs, context.planned_epochs))
+        return tabular.lookup(genome, context)
+
+    run = evolve(
+        {**RUN, "strategy": ["rungs"], "epochs": 9, "generations": 1, "population": 6},
+        data=digits,
+        run_dir=tmp_path / "run",
+        evaluate=evaluate,
+    )
+    # Rungs at 1, 3 and 9 epochs: a promotion adds the epochs to its next rung.
+    assert set(seen) == {(0, 0, 1, 9), (1, 1, 2, 9), (2, 3, 6, 9)}
+    assert run.best.metrics["rung"] == 2 and run.best.evaluation.epochs == 9
+
+
 @pytest.mark.parametrize(
     "point",
     [
