@@ -63,10 +63,9 @@ def draw(experiment: cfg.Experiment, data: ph.Dataset, count: int, share: float)
     while len(drawn) < count:
         _, parent, _ = rng.choice(drawn)
         child = ops.Individual(parent, id=f"g1_{len(drawn)}")
-        variation.vary(child, None, rng, config, experiment, experiment.mutations_per_child)
-        if getattr(child, "mutation_failure", None) is None and (
-            canonical_hash(child.genome) not in seen
-        ):
+        mutations = experiment.mutations_per_child
+        failure = variation.vary(child, None, rng, config, experiment, mutations)
+        if failure is None and (canonical_hash(child.genome) not in seen):
             seen.add(canonical_hash(child.genome))
             drawn.append((child.id, child.genome, "child"))
     return drawn

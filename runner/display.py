@@ -39,32 +39,31 @@ class RichReporter:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def _update(self, engine: Any, doing: str) -> None:
-        e = engine.experiment
-        executor = engine.executor
-        if executor.capacity > 1:  # what each worker is training, and how many wait
-            busy = executor.busy()
-            idle = executor.capacity - len(busy)
+    def _update(self, run: Any, doing: str) -> None:
+        e = run.experiment
+        if run.capacity > 1:  # what each worker is training, and how many wait
+            busy = run.busy
+            idle = run.capacity - len(busy)
             doing = "  ".join(f"{w}: {i}" for w, i in busy.items()) + (
                 f"  idle {idle}" if idle else ""
             )
-        remaining = engine.remaining()
+        remaining = run.remaining
         left = f"  left {_clock(remaining)}" if remaining is not None else ""
         text = (
-            f"evals {engine.evaluations()}  best {self.best or '-'}  {doing}"
-            f"  elapsed {_clock(engine.seconds)}{left}"
+            f"evals {run.evaluations}  best {self.best or '-'}  {doing}"
+            f"  elapsed {_clock(run.seconds)}{left}"
         )
         if self.task is None:
             self.task = self.progress.add_task(text, total=e.generations + 1, gen="0")
         self.progress.update(
             self.task,
             description=text,
-            completed=max(engine.generation, 0),
-            gen=f"{max(engine.generation, 0)}/{e.generations}",
+            completed=max(run.generation, 0),
+            gen=f"{max(run.generation, 0)}/{e.generations}",
         )
 
-    def started(self, engine: Any) -> None:
-        e = engine.experiment
+    def started(self, run: Any) -> None:
+        e = run.experiment
         limits = [f"{e.generations} generations"]
         if e.max_epochs:
             limits.append(f"{e.max_epochs} training epochs")
@@ -73,30 +72,30 @@ class RichReporter:
         if e.max_evaluations:
             limits.append(f"{e.max_evaluations} evaluations")
         self.console.print(
-            f"[bold]ecogen evolve[/] {e.dataset}: strategy {'+'.join(engine.search.names)},"
+            f"[bold]ecogen evolve[/] {e.dataset}: strategy {'+'.join(run.strategies)},"
             f" population {e.population},"
-            f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {engine.device}"
-            f"{_workers(engine.executor)}"
-            f" -> {engine.run_dir}",
+            f" {', '.join(limits)}, {e.epochs} epochs per candidate, on {run.device}"
+            f"{_workers(run.executor_stats)}"
+            f" -> {run.run_dir}",
             soft_wrap=True,
         )
-        self._update(engine, "")
+        self._update(run, "")
 
-    def evaluating(self, engine: Any, individual: Any) -> None:
-        self._update(engine, f"training {individual.id}")
+    def evaluating(self, run: Any, individual: Any) -> None:
+        self._update(run, f"training {individual.id}")
 
-    def evaluated(self, engine: Any, individual: Any, result: dict) -> None:
-        evaluated = [i for i in engine.population if i.fitness.valid and i is not individual]
-        best = max([*evaluated, individual], key=engine.ranking.key)
+    def evaluated(self, run: Any, individual: Any, result: dict) -> None:
+        evaluated = [i for i in run.population if i.fitness.valid and i is not individual]
+        best = max([*evaluated, individual], key=run.ranking.key)
         params = best.evaluation.get("params") or 0
         self.best = f"{best.fitness.values[0]:.2%} ({params:,} params)"
         if result["status"] == "failed":
             self.console.print(
                 f"[yellow]{individual.id} failed:[/] {result['reason']}", soft_wrap=True
             )
-        self._update(engine, "")
+        self._update(run, "")
 
-    def generation_done(self, engine: Any, record: dict) -> None:
+    def generation_done(self, run: Any, record: dict) -> None:
         self.console.print(
             f"gen {record['gen']:>3}  evals {record['evals']:>3}  reused {record['reused']:>3}"
             f"  failed {record['failed']:>2}  extinct {record.get('extinct', 0):>2}"
@@ -105,15 +104,14 @@ class RichReporter:
             f"  [dim]{_clock(record['seconds'])}[/]",
             soft_wrap=True,
         )
-        self._update(engine, "")
+        self._update(run, "")
 
-    def final_training(self, engine: Any, genome: Any) -> None:
-        e = engine.experiment
-        self._update(engine, f"final training of the best ({e.final_epochs} epochs)")
+    def final_training(self, run: Any, genome: Any) -> None:
+        e = run.experiment
+        self._update(run, f"final training of the best ({e.final_epochs} epochs)")
 
 
-def _workers(executor: Any) -> str:
-    stats = executor.stats()
+def _workers(stats: dict[str, Any]) -> str:
     if stats["executor"] == "serial":
         return ""
     return f" ({stats['workers']} {stats['executor']} workers)"

@@ -20,7 +20,7 @@ import attrs
 import operators as ops
 import strategies as st
 
-from .records import Task
+from .records import MAX_EPOCHS, TIME_BUDGET, Task, event
 
 
 def individual_of(task: Task) -> ops.Individual:
@@ -61,15 +61,7 @@ class JudgeSnapshot:
         events: list[dict[str, Any]] = []
 
         def recorder(kind: str, source: str, individual: str | None, data: dict) -> None:
-            events.append(
-                {
-                    "generation": self.context["generation"],
-                    "source": source,
-                    "kind": kind,
-                    "individual": individual,
-                    "data": data,
-                }
-            )
+            events.append(event(self.context["generation"], kind, source, individual, data))
 
         context = st.Context(**self.context, recorder=recorder)
 
@@ -93,11 +85,9 @@ class JudgeSnapshot:
 
 def time_stop(epoch: int) -> st.Stop:
     """The stop of a training the time budget ends after ``epoch``."""
-    return st.Stop(
-        f"time budget reached after epoch {epoch}", details={"stopped_by": "time budget"}
-    )
+    return st.Stop(f"time budget reached after epoch {epoch}", details={"stopped_by": TIME_BUDGET})
 
 
 def epochs_stop(epoch: int) -> st.Stop:
     """The stop of a training that ``max_epochs`` ends after ``epoch``."""
-    return st.Stop(f"max_epochs reached after epoch {epoch}", details={"stopped_by": "epochs"})
+    return st.Stop(f"max_epochs reached after epoch {epoch}", details={"stopped_by": MAX_EPOCHS})

@@ -14,6 +14,10 @@ from attrs import field, frozen
 
 from genomics import Genome
 
+#: The limits that stop a training before its last epoch, by the name the store and
+#: ``summary.json`` give them (``stopped_by``).
+TIME_BUDGET, MAX_EPOCHS = "time budget", "epochs"
+
 
 class Status(str, enum.Enum):
     """How an evaluation ended. A ``str`` enum: ``status == "ok"`` holds, and it is stored as
@@ -377,3 +381,18 @@ def counters_from(values: dict[str, Any]) -> Counters:
     """Counters from a checkpoint's JSON, any version (missing keys take their defaults)."""
     names = {a.name for a in Counters.__attrs_attrs__}
     return converter.structure({k: v for k, v in values.items() if k in names}, Counters)
+
+
+def event(
+    generation: int, kind: str, source: str, individual: str | None, data: dict
+) -> dict[str, Any]:
+    """One event as the store keeps it (the ``events`` table): what happened (``kind``), who
+    decided it (``source``: a strategy, ``engine``), about which individual (None: the
+    generation), with its ``data``."""
+    return {
+        "generation": generation,
+        "source": source,
+        "kind": kind,
+        "individual": individual,
+        "data": data,
+    }

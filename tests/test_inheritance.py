@@ -376,7 +376,7 @@ def _run(tmp_path: Path, digits, **values) -> tuple[dict, list]:
         summary = engine.run()
         rows = {r["id"]: r for r in engine.store.individuals()}
         evaluations = {r: engine.store.evaluation(rows[r]["evaluation"]) for r in rows}
-        population = [i.id for i in engine.population]
+        population = [i.id for i in engine.state.population]
     finally:
         engine.store.close()
     return summary, rows, evaluations, population

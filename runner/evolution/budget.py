@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ..errors import FailureLimit
-from ..records import Counters, Evaluation, Status
+from ..records import MAX_EPOCHS, TIME_BUDGET, Counters, Evaluation, Status
 
 
 class Budget:
@@ -48,11 +48,11 @@ class Budget:
         evaluations = self.evaluations if evaluations is None else evaluations
         epochs = self.epochs if epochs is None else epochs
         if self.time_up():
-            return "time budget"
+            return TIME_BUDGET
         if e.max_evaluations and evaluations >= e.max_evaluations:
             return "evaluations"
         if e.max_epochs and epochs >= e.max_epochs:
-            return "epochs"
+            return MAX_EPOCHS
         return ""
 
     def count(self, individual: str, evaluation: Evaluation) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ..records import Evaluation, Status, Task
+from ..records import MAX_EPOCHS, TIME_BUDGET, Evaluation, Status, Task
 
 #: ``metrics.stopped_by`` of a candidate stopped at a rung before the last.
 STOPPED_BY = "rung"
@@ -94,10 +94,8 @@ def finished(evaluation: Evaluation | None, rung: int) -> bool:
 def unfinished(evaluation: Evaluation) -> bool:
     """Whether a promotion did not get to its rung: it failed, or the time budget or
     ``max_epochs`` cut it. Its candidate keeps the evaluation of the rung before."""
-    return evaluation.status == Status.FAILED or evaluation.metrics.get("stopped_by") in (
-        "time budget",
-        "epochs",
-    )
+    cut = evaluation.metrics.get("stopped_by") in (TIME_BUDGET, MAX_EPOCHS)
+    return evaluation.status == Status.FAILED or cut
 
 
 def at_rung(

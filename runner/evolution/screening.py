@@ -7,12 +7,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import operators as ops
 import phenotypes.proxies as phx
 from genomics import canonical_hash
 
 from .. import rng as rngs
 from ..proxies import get
+from .candidate import Candidate
 
 
 def pool_size(children: int, keep: float) -> int:
@@ -22,13 +22,13 @@ def pool_size(children: int, keep: float) -> int:
 
 
 def screen(
-    candidates: Sequence[ops.Individual],
+    candidates: Sequence[Candidate],
     count: int,
     proxy: str,
     data: Any,
     batch_size: int,
     seed: int,
-) -> tuple[list[ops.Individual], list[dict[str, Any]]]:
+) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """The ``count`` candidates that ``proxy`` scores highest (equal scores: the earlier
     first; failures last, in candidate order), kept in candidate order, and one record per
     candidate: ``id``, ``genome_hash``, ``score`` (None for a failure, with ``failure``),
@@ -39,8 +39,8 @@ def screen(
     function = get(proxy).function
     x, y = phx.minibatch(data, batch_size, seed)
     scores = []
-    for ind in candidates:
-        failed = getattr(ind, "mutation_failure", None)
+    for candidate in candidates:
+        ind, failed = candidate.individual, candidate.failure
         if failed is not None:
             scores.append(phx.ProxyScore(proxy, None, f"mutation failed: {failed.reason}"))
         else:
@@ -51,10 +51,11 @@ def screen(
     )
     rank = {i: r for r, i in enumerate(order)}
     records = []
-    for i, (ind, s) in enumerate(zip(candidates, scores, strict=True)):
+    for i, (candidate, s) in enumerate(zip(candidates, scores, strict=True)):
+        ind = candidate.individual
         record = {"id": ind.id, "genome_hash": canonical_hash(ind.genome), "score": s.value}
         if not s.ok:
             record["failure"] = s.failure
         records.append({**record, "rank": rank[i], "kept": rank[i] < count})
-    kept = [ind for i, ind in enumerate(candidates) if rank[i] < count]
+    kept = [candidate for i, candidate in enumerate(candidates) if rank[i] < count]
     return kept, records

@@ -3,7 +3,6 @@ of the best network and of what the search spent and found."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
@@ -14,6 +13,7 @@ from .. import faults
 from ..files import train_and_write, write_text_atomic
 from ..records import BestSummary, Summary
 from ..store import Store
+from .state import Snapshot
 
 
 def lineage_operators(store: Store, individual_id: str) -> list[str]:
@@ -28,21 +28,13 @@ def lineage_operators(store: Store, individual_id: str) -> list[str]:
 
 
 def summarize(
-    engine: Any, best: Any, final: dict[str, Any], search_seconds: float, disk_bytes: int
+    run: Snapshot, store: Store, best: Any, final: dict[str, Any], disk: tuple[int, int, int]
 ) -> Summary:
-    """The run's :class:`Summary`: ``best`` is the individual reported, ``final`` the summary
-    of its final training, ``search_seconds`` the search's time without that training."""
-    e, store = engine.experiment, engine.store
+    """The run's :class:`Summary` from a snapshot of it: ``best`` is the individual reported,
+    ``final`` the summary of its final training; ``run.seconds`` is the search's time without
+    that training; ``disk`` the run directory's bytes, and its weight files' bytes and count."""
+    e = run.experiment
     totals = store.totals()
-    weights = engine.files.weights_usage()
-    front = None
-    if len(engine.objectives) > 1:
-        # A failed candidate's costs are infinite: it is on no front worth reporting.
-        front = tuple(
-            {"id": i.id, **dict(zip(engine.objectives, i.fitness.values, strict=True))}
-            for i in engine.hall_of_fame
-            if all(math.isfinite(v) for v in i.fitness.values)
-        )
     return Summary(
         best=BestSummary(
             id=best.id,
@@ -57,44 +49,44 @@ def summarize(
             final_epochs=final.get("final_epochs", e.final_epochs),
             operators=lineage_operators(store, best.id),
             final_from=final.get("final_from", "scratch"),
-            ranked_by=engine.ranking.objective,
+            ranked_by=run.ranking.objective,
             metrics=final.get("metrics"),
         ),
         dataset=e.dataset,
         strategy=e.strategy,
-        strategies=engine.search.names,
-        phase=engine.phase,
-        generations=engine.generation,
-        evaluations=engine.budget.evaluations,
-        epochs_trained=engine.budget.epochs,
+        strategies=run.strategies,
+        phase=run.phase,
+        generations=run.generation,
+        evaluations=run.evaluations,
+        epochs_trained=run.epochs_spent,
         epochs_saved=totals["epochs_saved"],
         extinct=totals["extinct"],
         dedup_hits=totals["dedup_hits"],
         failures=totals["failures"],
         individuals=totals["individuals"],
-        seconds=round(search_seconds, 3),
+        seconds=round(run.seconds, 3),
         final_training_seconds=final["seconds"],
-        stopped_by=engine.stopped_by,
-        device=engine.device,
-        run_dir=str(engine.run_dir),
-        disk_bytes=disk_bytes,
-        weights_bytes=weights[0],
-        weights_files=weights[1],
-        **engine.executor.stats(),
-        objectives=tuple(engine.objectives) if front is not None else None,
-        pareto_front=front,
+        stopped_by=run.stopped_by,
+        device=run.device,
+        run_dir=str(run.run_dir),
+        disk_bytes=disk[0],
+        weights_bytes=disk[1],
+        weights_files=disk[2],
+        **run.executor_stats,
+        objectives=run.objectives if run.front is not None else None,
+        pareto_front=run.front,
         evaluation=e.evaluation or None,
     )
 
 
-def champion(engine: Any) -> Any:
+def champion(run: Snapshot) -> Any:
     """The best individual ever evaluated (not the best of the last population: a strategy
     may let the best die): the engine's best, by the run's ranking (``Engine.ranking``), the
     first in candidate order among equals; its weights are the ones the run kept."""
-    if engine.best is not None:
-        return engine.best
+    if run.best is not None:
+        return run.best
     # Nothing finished: the least bad.
-    return sorted(engine.population, key=engine.ranking.key, reverse=True)[0]
+    return sorted(run.population, key=run.ranking.key, reverse=True)[0]
 
 
 def _search_weights(files: Any, best: Any) -> Any:
@@ -115,24 +107,25 @@ def finish(engine: Any, reporter: Any) -> dict[str, Any]:
     ``best/`` and ``summary.json``, and return the summary. With ``final_from = "weights"``
     the final training goes on from its search weights instead of starting from scratch."""
     e, files = engine.experiment, engine.files
-    best = champion(engine)
-    search_seconds = engine.seconds
+    run = engine.snapshot()  # the search as it ended, before the final training
+    best = champion(run)
     faults.reached("final")
     if e.evaluation:
         final = _as_evaluated(files, best)
     else:
-        final = _trained_again(engine, best, reporter)
-    engine.store.set_meta(seconds=search_seconds)
+        final = _trained_again(engine, run, best, reporter)
+    engine.store.set_meta(seconds=run.seconds)
     engine.store.fold_log()
-    summary = summarize(engine, best, final, search_seconds, files.disk_usage()).to_dict()
+    disk = (files.disk_usage(), *files.weights_usage())
+    summary = summarize(run, engine.store, best, final, disk).to_dict()
     files.write_summary(summary)
     return summary
 
 
-def _trained_again(engine: Any, best: Any, reporter: Any) -> dict[str, Any]:
+def _trained_again(engine: Any, run: Snapshot, best: Any, reporter: Any) -> dict[str, Any]:
     """The final training of ``best``, written to ``best/``; its summary."""
     e, files = engine.experiment, engine.files
-    reporter.final_training(engine, best.genome)
+    reporter.final_training(run, best.genome)
     spec = attrs.evolve(engine.spec, seed=e.seed, epochs=e.final_epochs or e.epochs)
     model = start = None
     if not e.final_epochs:

@@ -17,8 +17,11 @@ import time
 from typing import Any
 
 import operators as ops
+import strategies as st
 
 from ..failures import failed_evaluation, mutation_failure
+from ..records import Evaluation
+from .candidate import Candidate
 
 
 def crossing(rng: random.Random, rate: float, count: int) -> list[bool]:
@@ -35,10 +38,10 @@ def vary(
     config: ops.MutationConfig,
     experiment: Any,
     mutations: tuple[int, int],
-) -> None:
+) -> Evaluation | None:
     """Make ``child`` (a copy of its first parent): crossed with ``mate`` when given, then
     mutated. A crossover or mutation that raises (a plugin's, say) fails this child, not the
-    run: it is stored as failed (``child.mutation_failure``) and never trained."""
+    run: the failed evaluation is returned (the child is stored with it, never trained)."""
     if mate is not None and mate.id not in child.parents:  # with itself: itself, no crossover
         try:
             genome, name = ops.cross(
@@ -46,10 +49,9 @@ def vary(
                 weights=experiment.crossover_weights,
             )  # fmt: skip
         except Exception as exc:
-            child.mutation_failure = failed_evaluation(
+            return failed_evaluation(
                 exc, time.perf_counter(), metrics={"stage": "mutation"}, prefix="crossover: "
             )
-            return
         if name is not None:
             child.genome = genome
             child.operators.append(name)
@@ -57,4 +59,50 @@ def vary(
     try:
         ops.mutate(child, rng=rng, config=config, weights=experiment.weights, count=mutations)
     except Exception as exc:
-        child.mutation_failure = mutation_failure(exc)
+        return mutation_failure(exc)
+    return None
+
+
+def children(engine: Any, gen: int, context: st.Context) -> list[Candidate]:
+    """Generation ``gen``'s children: the strategies' proposals, then mutated parents, some of
+    them crossed with a mate first; with ``screen``, the ``screen_keep`` share of them its
+    proxy scores best (``runner.evolution.screening``)."""
+    e = engine.experiment
+    count = engine.state.plan.children
+    if not e.screen:
+        return _made(engine, gen, context, count)
+    from . import screening  # with torch, imported where used as elsewhere in the runner
+
+    made = _made(engine, gen, context, screening.pool_size(count, e.screen_keep))
+    kept, records = screening.screen(made, count, e.screen, engine.data, e.batch_size, e.seed)
+    for record in records:
+        engine.events.record("screened", "engine", record.pop("id"), {"proxy": e.screen, **record})
+    return kept
+
+
+def _made(engine: Any, gen: int, context: st.Context, count: int) -> list[Candidate]:
+    search, population = engine.search, engine.state.population
+    made: list[Candidate] = []
+    for proposal in search.propose(population, context)[:count]:
+        child = engine.individual(
+            proposal.genome, f"g{gen}_{len(made)}", list(proposal.parents), gen
+        )
+        child.operators = list(proposal.operators)
+        engine.events.record("proposed", proposal.source or "strategy", child.id, proposal.note)
+        made.append(Candidate(child, copies=dict(proposal.copies)))
+    crossed = crossing(engine.rng, engine.experiment.crossover_rate, count - len(made))
+    parents = iter(search.select_parents(population, crossed.count(False), context))
+    mates = iter(search.select_mates(population, crossed.count(True), context))
+    for cross in crossed:
+        parent, mate = next(mates) if cross else (next(parents), None)
+        child = engine.individual(parent.genome, f"g{gen}_{len(made)}", [parent.id], gen)
+        failure = vary(
+            child,
+            mate,
+            engine.rng,
+            engine.mutation_config,
+            engine.experiment,
+            engine.state.plan.mutations,
+        )
+        made.append(Candidate(child, failure=failure))
+    return made

@@ -7,7 +7,7 @@ from typing import Any
 
 
 class LiveReport:
-    """A reporter (runner.evolution.engine.Reporter) that passes everything on to ``inner`` and
+    """A reporter (runner.evolution.state.Reporter) that passes everything on to ``inner`` and
     rewrites ``RUN_DIR/report/`` at the end of every generation. A report that cannot be written is
     said on the console, once per reason; it never stops the search."""
 
@@ -16,21 +16,21 @@ class LiveReport:
         self.console = console
         self._said: set[str] = set()
 
-    def started(self, engine: Any) -> None:
-        self.inner.started(engine)
+    def started(self, run: Any) -> None:
+        self.inner.started(run)
 
-    def evaluating(self, engine: Any, individual: Any) -> None:
-        self.inner.evaluating(engine, individual)
+    def evaluating(self, run: Any, individual: Any) -> None:
+        self.inner.evaluating(run, individual)
 
-    def evaluated(self, engine: Any, individual: Any, result: dict) -> None:
-        self.inner.evaluated(engine, individual, result)
+    def evaluated(self, run: Any, individual: Any, result: dict) -> None:
+        self.inner.evaluated(run, individual, result)
 
-    def generation_done(self, engine: Any, record: dict) -> None:
-        self.inner.generation_done(engine, record)
-        self.refresh(engine.run_dir)
+    def generation_done(self, run: Any, record: dict) -> None:
+        self.inner.generation_done(run, record)
+        self.refresh(run.run_dir)
 
-    def final_training(self, engine: Any, genome: Any) -> None:
-        self.inner.final_training(engine, genome)
+    def final_training(self, run: Any, genome: Any) -> None:
+        self.inner.final_training(run, genome)
 
     def refresh(self, run_dir: str | Path) -> Path | None:
         from . import write_report
