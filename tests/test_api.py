@@ -261,10 +261,6 @@ def test_two_local_workers_store_what_one_does(tmp_path, digits, straight):
     assert _rows(run_dir) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine makes tasks without Task.evaluation (runner/evolution/tasks.py)",
-)
 def test_de_duplication_reuses_a_user_evaluations_result_for_a_repeated_genome(tmp_path, digits):
     calls = []
 

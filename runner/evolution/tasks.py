@@ -65,6 +65,8 @@ def task_for(loop: LoopRole, candidate: Candidate) -> Task:
         phase=ind.phase,
         inherit_from=parent,
         copies=tuple(sorted(candidate.copies.items())) if parent and not rung else (),
+        # In the reuse key: a user evaluation's result never stands for a training's.
+        evaluation=engine.experiment.evaluation,
         **rung_fields,
     )
     if advice is None:
