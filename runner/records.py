@@ -281,6 +281,8 @@ class Counters:
     epochs: int | None = None
     failures_in_a_row: int = 0
     last_failures: tuple[str, ...] = field(default=(), converter=tuple)
+    #: Asynchronous evolution: the children still training (``evolution.steady``).
+    in_flight: tuple[dict[str, Any], ...] = field(default=(), converter=tuple)
 
 
 @frozen

@@ -108,6 +108,14 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
         },
     ),
     (
+        ("--asynchronous/--generational",),
+        {
+            "default": None,
+            "help": "Regularized evolution: a child whenever a worker frees, the oldest dies"
+            " (see docs/asynchronous.md) [default: generational].",
+        },
+    ),
+    (
         ("--inherit/--no-inherit",),
         {
             "default": None,

@@ -69,6 +69,7 @@ INTRODUCED = {
     "label_smoothing": 0.1,
     "decay_norm_and_bias": True,
     "evaluation": "",
+    "asynchronous": False,
 }
 
 

@@ -73,6 +73,10 @@ class Experiment:
     #: Children made each generation (0: as many as the population).
     offspring: int = field(default=0, validator=_not_negative)
     generations: int = field(default=10, validator=_not_negative)
+    #: Regularized (aging) evolution: a child made whenever a worker frees, the oldest of the
+    #: population dying as each is accepted; a generation is `children` children accepted
+    #: (docs/asynchronous.md). The same run every time with one worker only.
+    asynchronous: bool = False
     #: Seconds of search (0: no limit); the final training of the best is not counted.
     time_budget: float = field(default=0.0, converter=float, validator=_finite_limit)
     max_evaluations: int = field(default=0, validator=_not_negative)
@@ -275,9 +279,16 @@ class Experiment:
             context = strategies.Context(
                 self.seed, 0, "", base, self.generations, self.mutation_config()
             )
-            search.plan(base, context)
+            plan = search.plan(base, context)
         except strategies.StrategyError as exc:
             raise ConfigError(str(exc)) from None
+        if self.asynchronous and (plan.rungs or self.screen):
+            # Both decide over a whole generation at once; asynchronous evolution has none.
+            what = "strategy rungs" if plan.rungs else f"screen = {self.screen!r}"
+            raise ConfigError(
+                f"asynchronous: {what} decides over whole generations, which asynchronous"
+                " evolution does not have; turn one of them off"
+            )
 
     def check_evaluation(self) -> None:
         """ConfigError when ``evaluation`` names no usable evaluation, or when a setting needs

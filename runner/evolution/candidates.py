@@ -129,7 +129,7 @@ class Candidates:
             nonlocal accepted
             while accepted < decided and candidates[accepted].phase in KNOWN:
                 candidate = candidates[accepted]
-                self._accept(candidate, reporter)
+                self.accept(candidate, reporter)
                 done.append(candidate)
                 accepted += 1
 
@@ -160,7 +160,7 @@ class Candidates:
                     return done
                 continue
             outcome = engine.executor.next()
-            self._arrived(in_flight.pop(outcome.task.individual), outcome)
+            self.arrived(in_flight.pop(outcome.task.individual), outcome)
 
     def kept_alike(self) -> set[str]:
         """Individuals whose weights are kept however the generation's trainings interleave."""
@@ -169,7 +169,7 @@ class Candidates:
         population = {p.id for p in engine.state.population}
         return population | self.current | ({best.id} if best else set())
 
-    def _arrived(self, candidate: Candidate, outcome: Outcome) -> None:
+    def arrived(self, candidate: Candidate, outcome: Outcome) -> None:
         """A training finished: keep its weights (when it may be needed: the best so far,
         ``keep_weights``) and store it at once, so a stop loses only trainings under way."""
         engine, task = self.engine, candidate.task
@@ -229,7 +229,7 @@ class Candidates:
         )
         self.unaccepted.add(ind.id)
 
-    def _accept(self, candidate: Candidate, reporter: Reporter) -> None:
+    def accept(self, candidate: Candidate, reporter: Reporter) -> None:
         """Hand ``candidate`` to the engine's ``tell``, in candidate order: a promotion that
         did not get to its rung is counted, but stays at the rung before."""
         accepted = candidate.evaluation

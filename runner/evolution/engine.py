@@ -30,13 +30,13 @@ from ..execution import Executor, make_executor
 from ..files import RunFiles
 from ..records import Checkpoint, Evaluation, Status
 from ..store import Store
-from . import costs, rungs, variation
+from . import costs, rungs, steady, variation
 from .budget import Budget
 from .candidate import Candidate, Phase, attach
 from .candidates import Candidates
 from .events import EventLog
 from .population import initial_genomes
-from .state import Reporter, RunState, SilentReporter, Snapshot
+from .state import Reporter, RunState, SilentReporter, Snapshot, snapshot
 from .summary import finish
 
 __all__ = ["Engine", "FailureLimit", "Reporter", "SilentReporter"]
@@ -123,29 +123,7 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         """The run as it is now, for those who report on it."""
-        s, multi = self.state, len(self.objectives) > 1
-        return Snapshot(
-            experiment=self.experiment,
-            run_dir=self.run_dir,
-            device=self.device,
-            strategies=tuple(self.search.names),
-            objectives=tuple(self.objectives),
-            ranking=self.ranking,
-            generation=s.generation,
-            phase=s.phase,
-            stopped_by=s.stopped_by,
-            seconds=s.budget.seconds,
-            remaining=s.budget.remaining(),
-            evaluations=s.budget.evaluations,
-            epochs_spent=s.budget.epochs,
-            population=tuple(s.population),
-            hall_of_fame=tuple(s.hall_of_fame),
-            best=s.best,
-            front=tuple(s.front(self.objectives)) if multi else None,
-            capacity=self.executor.capacity,
-            busy=dict(self.executor.busy()),
-            executor_stats=dict(self.executor.stats()),
-        )
+        return snapshot(self)
 
     # --- the loop ---
 
@@ -176,7 +154,7 @@ class Engine:
                 if s.generation >= self.experiment.generations:
                     s.stop("generations")
                     break
-                self._generation(reporter)
+                (self._asynchronous if self.experiment.asynchronous else self._generation)(reporter)
             self.store.set_meta(status="searched", stopped_by=s.stopped_by)
             summary = finish(self, reporter)
         except KeyboardInterrupt:
@@ -231,6 +209,18 @@ class Engine:
         s.population = self.search.select_survivors(
             s.population + evaluated, s.plan.population, self.sync_context(gen)
         )
+        self._close_generation(evaluated, reporter)
+
+    def _asynchronous(self, reporter: Reporter) -> None:
+        """An asynchronous generation (``runner.evolution.steady``): no survivors chosen, the
+        oldest dying as each child is accepted; children still training go on into the next."""
+        s = self.state
+        gen = s.generation + 1
+        self._known = self.store.hashes_before(gen)
+        s.plan = self.search.plan(self._base_plan(), self.sync_context(gen))
+        s.generation = gen
+        going_on = steady.Steady(self, self.candidates, reporter)
+        evaluated, s.in_flight = going_on.run(gen, s.in_flight)
         self._close_generation(evaluated, reporter)
 
     def tell(self, candidate: Candidate, evaluation: Evaluation, reporter: Reporter) -> None:
@@ -290,6 +280,7 @@ class Engine:
                 phase=s.phase,
                 best=s.best.id if s.best else None,
                 best_fitness=s.best.fitness.values[0] if s.best else -1.0,
+                in_flight=steady.in_flight_rows(s.in_flight),
             ),
             strategy=self.search.save_state(),
         )
@@ -316,6 +307,7 @@ class Engine:
         if best:
             s.best = self.stored(best)
         # A run that stopped at a limit stays stopped, unless the limit has been raised since.
+        s.in_flight = steady.carried(self, counters.in_flight)
         s.stopped_by = counters.stopped_by
         if s.stopped_by == "generations" or not s.budget.exhausted():
             s.stopped_by = ""

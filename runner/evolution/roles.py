@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +39,8 @@ class EngineRole(Protocol):
     events: EventLog
     objectives: tuple[str, ...]
     state: RunState
+    rng: random.Random
+    mutation_config: ops.MutationConfig
 
     @property
     def seconds(self) -> float: ...

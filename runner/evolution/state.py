@@ -33,6 +33,8 @@ class RunState:
     #: run's one best (reported, trained again, best/, exported) and mimicry's teacher.
     best: ops.Individual | None = None
     logbook: tools.Logbook = attrs.Factory(tools.Logbook)
+    #: Asynchronous evolution: the children still training as a generation ends.
+    in_flight: list[Any] = attrs.Factory(list)
 
     def stop(self, reason: str) -> str:
         """Stop the run for ``reason`` (a limit's name) unless it already stopped: the first
@@ -78,6 +80,33 @@ class Snapshot:
     capacity: int
     busy: dict[str, str]
     executor_stats: dict[str, Any]
+
+
+def snapshot(engine: Any) -> Snapshot:
+    """``engine``'s run as it is now, for those who report on it."""
+    s, multi = engine.state, len(engine.objectives) > 1
+    return Snapshot(
+        experiment=engine.experiment,
+        run_dir=engine.run_dir,
+        device=engine.device,
+        strategies=tuple(engine.search.names),
+        objectives=tuple(engine.objectives),
+        ranking=engine.ranking,
+        generation=s.generation,
+        phase=s.phase,
+        stopped_by=s.stopped_by,
+        seconds=s.budget.seconds,
+        remaining=s.budget.remaining(),
+        evaluations=s.budget.evaluations,
+        epochs_spent=s.budget.epochs,
+        population=tuple(s.population),
+        hall_of_fame=tuple(s.hall_of_fame),
+        best=s.best,
+        front=tuple(s.front(engine.objectives)) if multi else None,
+        capacity=engine.executor.capacity,
+        busy=dict(engine.executor.busy()),
+        executor_stats=dict(engine.executor.stats()),
+    )
 
 
 class Reporter(Protocol):
