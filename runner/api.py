@@ -28,7 +28,7 @@ from genomics import Genome, loads
 from . import config as cfg
 from . import evaluations
 from .errors import ConfigError, RunError
-from .evolution.engine import Reporter
+from .evolution.state import Reporter
 from .records import Evaluation
 from .session import claim, prepare_resume, prepare_start
 from .store import FILENAME, Store

@@ -220,7 +220,7 @@ def prepare_resume(run_dir: str | Path, **asked: Any) -> Resumption:
     return Resumption(run_dir, lock, experiment, changes, fingerprint, notes)
 
 
-def open_run(run_dir: str | Path, **overrides: Any) -> tuple[Store, cfg.Experiment]:
+def open_store(run_dir: str | Path, **overrides: Any) -> tuple[Store, cfg.Experiment]:
     """The store (opened for writing, so locked) and configuration of an existing run, with
     limits raised by ``overrides`` (``generations``, ``time_budget``, ...)."""
     resumption = prepare_resume(run_dir, **overrides)

@@ -16,7 +16,7 @@ from genomics import canonical_hash, loads
 from runner import config as cfg
 from runner.cli import main
 from runner.evolution.engine import SilentReporter
-from runner.session import open_run, start
+from runner.session import open_store, start
 
 TINY = [
     "--dataset", "digits", "--population", "4", "--generations", "2", "--epochs", "1",
@@ -130,7 +130,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, extra):
     with pytest.raises(KeyboardInterrupt):
         engine.run(_InterruptAfter(7))  # in the middle of generation 1
     engine.store.close()
-    store, _ = open_run(interrupted)
+    store, _ = open_store(interrupted)
     assert store.get_meta("status") == "interrupted"
     store.close()
 

@@ -14,7 +14,7 @@ import strategies as st
 from operators import PluginError
 from runner import config as cfg
 from runner.cli import main
-from runner.session import open_run, start
+from runner.session import open_store, start
 from strategies.testing import check_strategy, decide, generations, make_context
 
 ALL = [*st.names(), *(p for p in st.PRESETS if p not in st.names())]
@@ -512,7 +512,7 @@ def test_a_strategy_resumes_exactly_after_an_interrupt(tmp_path, preset):
     with pytest.raises(KeyboardInterrupt):
         engine.run(_InterruptAfter(9))  # in the middle of generation 1
     engine.store.close()
-    store, again = open_run(tmp_path / "cut")
+    store, again = open_store(tmp_path / "cut")
     from runner.evolution.engine import Engine
 
     Engine(again, tmp_path / "cut", store, data).run()
