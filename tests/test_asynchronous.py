@@ -182,3 +182,23 @@ def test_settings_that_decide_over_a_whole_generation_are_refused(setting, named
     experiment = cfg.from_dict({**RUN, "evaluation": "", **setting})
     with pytest.raises(cfg.ConfigError, match=f"asynchronous: {named}"):
         experiment.check()
+
+
+def test_the_strategies_proposals_are_each_generations_first_children(tmp_path, digits):
+    values = {
+        **RUN,
+        "strategy": ["tournament", "duplication"],
+        "strategies": {"duplication": {"phase": ""}},
+    }
+    run_dir = tmp_path / "run"
+    evolve(values, data=digits, run_dir=run_dir)
+    db = sqlite3.connect(run_dir / "ecogen.sqlite")
+    proposed = [r[0] for r in db.execute("SELECT individual FROM events WHERE kind='proposed'")]
+    db.close()
+    assert proposed, "no proposal was made"
+    stored = {i.id: i for i in open_run(run_dir).individuals()}
+    for individual in proposed:  # each one evaluated, as the copy of its parent it proposes
+        assert individual in stored, individual
+        assert "gene_duplication" in stored[individual].operators, stored[individual].operators
+    # Numbered first in their generation, as in a generational run.
+    assert all(int(i.split("_")[1]) < RUN["offspring"] for i in proposed), proposed

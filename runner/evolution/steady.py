@@ -26,7 +26,7 @@ from .costs import refused_by_limits
 from .roles import EngineRole
 from .state import Reporter
 from .tasks import cut_by_budget, judge_for
-from .variation import crossing, vary
+from .variation import crossing, proposed, vary
 
 
 def birth(ind: ops.Individual) -> tuple[int, int]:
@@ -73,6 +73,7 @@ class Steady:
         self.count = 0  # children accepted in this generation
         self.parents: list[ops.Individual] = []  # those of them that may be parents
         self.made = 0
+        self.proposals: list[Candidate] = []
 
     def run(self, gen: int, carried_over: list[Candidate]) -> tuple[list, list[Candidate]]:
         """Generation ``gen``: make, train and accept children until ``children`` of them
@@ -89,6 +90,9 @@ class Steady:
                 self.in_flight[candidate.id] = candidate
             else:  # named by the checkpoint a resumed run starts from
                 self._decide(candidate)
+        # The strategies' proposals (gene duplication) are the generation's first children.
+        self.proposals = proposed(e, gen, e.sync_context(gen), wanted)
+        self.made = len(self.proposals)
         while True:
             if self.count >= wanted and not (last or s.stopped_by):
                 return self.parents, list(self.in_flight.values())
@@ -120,8 +124,11 @@ class Steady:
         return [*self.in_flight.values(), *self.deferred]
 
     def _child(self, gen: int) -> Candidate:
-        """A new child of the population as it is now: crossed with a mate at
-        ``crossover_rate``, then mutated (``runner.evolution.variation``)."""
+        """The next child: a proposal of the strategies while there is one, else a child of
+        the population as it is now, crossed with a mate at ``crossover_rate``, then
+        mutated (``runner.evolution.variation``)."""
+        if self.proposals:
+            return self.proposals.pop(0)
         e = self.engine
         context, population = e.sync_context(gen), e.state.population
         if crossing(e.rng, e.experiment.crossover_rate, 1)[0]:

@@ -80,16 +80,23 @@ def children(engine: Any, gen: int, context: st.Context) -> list[Candidate]:
     return kept
 
 
-def _made(engine: Any, gen: int, context: st.Context, count: int) -> list[Candidate]:
-    search, population = engine.search, engine.state.population
+def proposed(engine: Any, gen: int, context: st.Context, count: int) -> list[Candidate]:
+    """Generation ``gen``'s first children: up to ``count`` of the strategies' proposals
+    (gene duplication), each recorded with its note."""
     made: list[Candidate] = []
-    for proposal in search.propose(population, context)[:count]:
+    for proposal in engine.search.propose(engine.state.population, context)[:count]:
         child = engine.individual(
             proposal.genome, f"g{gen}_{len(made)}", list(proposal.parents), gen
         )
         child.operators = list(proposal.operators)
         engine.events.record("proposed", proposal.source or "strategy", child.id, proposal.note)
         made.append(Candidate(child, copies=dict(proposal.copies)))
+    return made
+
+
+def _made(engine: Any, gen: int, context: st.Context, count: int) -> list[Candidate]:
+    search, population = engine.search, engine.state.population
+    made = proposed(engine, gen, context, count)
     crossed = crossing(engine.rng, engine.experiment.crossover_rate, count - len(made))
     parents = iter(search.select_parents(population, crossed.count(False), context))
     mates = iter(search.select_mates(population, crossed.count(True), context))
