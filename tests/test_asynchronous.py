@@ -90,7 +90,7 @@ def test_the_oldest_dies_as_each_child_is_accepted(straight):
         # tabular evaluation is never cut short: the population is the youngest so far.
         so_far = [i.id for i in born if i.generation <= g]
         assert sorted(checkpoint["population"]) == sorted(so_far[-RUN["population"] :])
-        assert checkpoint["counters"]["in_flight"] == []
+        assert checkpoint["counters"].get("in_flight", []) == []
     # Each child's parent was alive when it was made: in the population of the generation
     # before, or a child of its own generation made before it.
     for checkpoint in _checkpoints(run_dir)[:-1]:
@@ -148,7 +148,7 @@ def test_two_workers_never_wait_for_a_generation_and_a_killed_run_resumes(tmp_pa
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # Generations end while children are still training: they go on into the next one, and
     # the checkpoint names them.
-    carried = [c["counters"]["in_flight"] for c in _checkpoints(run_dir)]
+    carried = [c["counters"].get("in_flight", []) for c in _checkpoints(run_dir)]
     assert any(carried), carried
     resumed = subprocess.run(
         [*ECOGEN, "resume", str(run_dir)], env=ENV, capture_output=True, text=True
@@ -160,7 +160,7 @@ def test_two_workers_never_wait_for_a_generation_and_a_killed_run_resumes(tmp_pa
     for rows in carried:  # every child under way at a checkpoint has its evaluation
         assert all(stored[row["id"]].evaluation.ok for row in rows)
     last = _checkpoints(run_dir)[-1]
-    assert last["counters"]["in_flight"] == []  # the last generation waits for its children
+    assert not last["counters"].get("in_flight")  # the last generation waits for its children
     # Every generation accepted its children: the first population, then 4 each.
     assert run.summary["evaluations"] + run.summary["dedup_hits"] >= len(stored) - 1
     assert len(last["population"]) == RUN["population"]

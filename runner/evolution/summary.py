@@ -6,14 +6,89 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from attrs import field, frozen
 
 from genomics import canonical_hash, dumps
 
 from .. import faults
 from ..files import train_and_write, write_text_atomic
-from ..records import BestSummary, Summary
+from ..records import converter
 from ..store import Store
 from .state import Snapshot
+
+
+@frozen
+class BestSummary:
+    """The best network of a run, as trained again at the end. With a user evaluation it is
+    not trained again (``final_from = "none"``): its figures are its evaluation's, ``None``
+    where the evaluation gave none, and ``metrics`` all the metrics it gave."""
+
+    id: str
+    generation: int
+    genome_hash: str
+    search_val_accuracy: float
+    val_accuracy: float
+    test_accuracy: float | None
+    params: int | None
+    size_bytes: int | None
+    flops: int | None
+    final_epochs: int
+    operators: tuple[str, ...] = field(converter=tuple)
+    #: Where its final training started: ``scratch`` or its search ``weights``.
+    final_from: str = "scratch"
+    #: What made it the best: the run's ranking (``strategies.Ranking.objective``).
+    ranked_by: str = "val_accuracy, then fewer params"
+    #: A user evaluation's metrics of it (None with the built-in training).
+    metrics: dict[str, Any] | None = None
+
+
+@frozen
+class Summary:
+    """``RUN_DIR/summary.json``. ``seconds`` is the search's time; the final training's is
+    ``final_training_seconds``. ``objectives`` and ``pareto_front`` only in multi-objective
+    runs."""
+
+    best: BestSummary
+    dataset: str
+    strategy: tuple[str, ...] = field(converter=tuple)
+    strategies: tuple[str, ...] = field(converter=tuple)
+    phase: str
+    generations: int
+    evaluations: int
+    epochs_trained: int
+    epochs_saved: int
+    extinct: int
+    dedup_hits: int
+    failures: int
+    individuals: int
+    seconds: float
+    final_training_seconds: float
+    stopped_by: str
+    device: str
+    run_dir: str
+    disk_bytes: int = 0
+    #: Bytes and files of RUN_DIR/weights/ at the end (with inheritance: about the
+    #: population's networks).
+    weights_bytes: int = 0
+    weights_files: int = 0
+    #: Where candidates trained: ``serial``, ``local`` or ``ray``, with how many workers and
+    #: the seconds they waited for work in all (None where the executor cannot tell).
+    executor: str = "serial"
+    workers: int = 1
+    worker_idle_seconds: float | None = 0.0
+    objectives: tuple[str, ...] | None = None
+    pareto_front: tuple[dict[str, Any], ...] | None = None
+    #: The user evaluation that gave every candidate its metrics; None: the built-in training.
+    evaluation: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = converter.unstructure(self)
+        for key in ("objectives", "pareto_front", "evaluation"):
+            if out[key] is None:
+                del out[key]
+        if out["best"]["metrics"] is None:
+            del out["best"]["metrics"]
+        return out
 
 
 def lineage_operators(store: Store, individual_id: str) -> list[str]:
