@@ -159,6 +159,10 @@ def test_two_workers_never_wait_for_a_generation_and_a_killed_run_resumes(tmp_pa
     stored = {i.id: i for i in run.individuals()}
     for rows in carried:  # every child under way at a checkpoint has its evaluation
         assert all(stored[row["id"]].evaluation.ok for row in rows)
+    # No child made is lost, whether it was training or waiting as its generation ended.
+    for g in range(1, values["generations"] + 1):
+        made = sorted(int(i.split("_")[1]) for i in stored if i.startswith(f"g{g}_"))
+        assert made == list(range(len(made))), (g, made)
     last = _checkpoints(run_dir)[-1]
     assert not last["counters"].get("in_flight")  # the last generation waits for its children
     # Every generation accepted its children: the first population, then 4 each.

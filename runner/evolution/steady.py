@@ -79,7 +79,7 @@ class Steady:
         """Generation ``gen``: make, train and accept children until ``children`` of them
         are accepted; in the last generation, or once a limit is reached, until none is
         under way. Returns the individuals accepted that may be parents, and the children
-        still training (carried into the next generation)."""
+        still training or waiting to (carried into the next generation)."""
         e, s = self.engine, self.engine.state
         wanted = s.plan.children
         last = gen >= e.experiment.generations
@@ -88,6 +88,8 @@ class Steady:
         for candidate in carried_over:
             if candidate.phase == Phase.RUNNING:  # still training since the last generation
                 self.in_flight[candidate.id] = candidate
+            elif candidate.phase == Phase.QUEUED:  # waiting for a training then under way
+                self._go_on(candidate)
             else:  # named by the checkpoint a resumed run starts from
                 self._decide(candidate)
         # The strategies' proposals (gene duplication) are the generation's first children.
@@ -95,7 +97,7 @@ class Steady:
         self.made = len(self.proposals)
         while True:
             if self.count >= wanted and not (last or s.stopped_by):
-                return self.parents, list(self.in_flight.values())
+                return self.parents, self._flying()
             self._retry_deferred()
             while self._room() and self.count + (self._waiting() if last else 0) < wanted:
                 flying = self._flying()
