@@ -158,10 +158,17 @@ def get(name: str) -> StrategyInfo:
 
 def expand(selected: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
     """Strategy names and preset options for a list of strategy and preset names, presets
-    expanded in place; a strategy named twice is kept once."""
+    expanded in place; a strategy named twice is kept once. A preset that bears the name of one
+    of its strategies (``rungs``: tournament + rungs) is the preset when named alone and that
+    strategy when named with others: ``["eigen", "rungs"]`` is eigen with rungs, no
+    tournament."""
+    selected = list(selected)
     out: dict[str, dict[str, Any]] = {}
     for name in selected:
-        for member, options in PRESETS.get(name, ((name, {}),)):
+        members = PRESETS.get(name, ((name, {}),))
+        if len(selected) > 1 and name in dict(members):
+            members = ((name, dict(members)[name]),)
+        for member, options in members:
             out.setdefault(member, {}).update(options)
     return list(out.items())
 

@@ -146,6 +146,16 @@ def test_the_rungs_of_a_run_and_their_options(tmp_path):
         search.plan(st.GenerationPlan(4, 4, (1, 1), 9, 4), context)
 
 
+@pytest.mark.parametrize("base", ["eigen", "ag-evolution", "nsga2", "cost-aware"])
+def test_rungs_named_after_a_selection_add_only_the_rungs_to_it(base):
+    """``strategy = ["eigen", "rungs"]`` (docs/rungs.md) is eigen with rungs; alone, ``rungs``
+    is the preset, tournament + rungs. Before, the preset was expanded in both places, so a
+    tournament was consulted after the selection the user named."""
+    alone = [name for name, _ in st.expand([base])]
+    assert [name for name, _ in st.expand([base, "rungs"])] == [*alone, "rungs"]
+    assert [name for name, _ in st.expand(["rungs"])] == ["tournament", "rungs"]
+
+
 def test_a_promoted_candidate_goes_on_from_its_own_rung_weights(tmp_path):
     """Three candidates to rung 0 (1 epoch), the most accurate third of them (one) on to the
     last rung (2 epochs) from its rung-0 weights: its evaluation has both epochs, the history
