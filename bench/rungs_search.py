@@ -1,8 +1,9 @@
 """Rungs (successive halving) against the fixed-epochs search, at equal wall time.
 
 Both searches get the same seconds of search (``time_budget``), the same data, seeds, population,
-size limit and final training: ``tournament`` trains every candidate ``--epochs`` epochs;
-``rungs`` (the preset: tournament + rungs) trains every candidate to the first rung
+size limit, final training and selection (``--strategy``, ``tournament`` by default):
+``fixed`` trains every candidate ``--epochs`` epochs; ``rungs`` (the strategy followed by
+``rungs``; for ``tournament`` the ``rungs`` preset) trains every candidate to the first rung
 (``--min-epochs``) and the best 1/``--reduction`` of each rung on, up to ``--epochs``. Reported
 per search (median over seeds):
 
@@ -19,6 +20,7 @@ than about the searches.
 
     python bench/rungs_search.py                    # digits16, 600 s per search, seeds 0-2
     python bench/rungs_search.py --dataset digits28 --budget 1200 --epochs 9
+    python bench/rungs_search.py --strategy eigen   # eigen against eigen + rungs
     python bench/rungs_search.py --smoke            # seconds: one seed, tiny searches
 """
 
@@ -55,10 +57,10 @@ def run_one(workdir: Path, data, seed: int, search: str, args) -> dict:
         "time_budget": args.budget,
         "final_epochs": args.final_epochs,
         "max_params": args.max_params,
-        "strategy": ["tournament"],
+        "strategy": [args.strategy],
     }
     if search == "rungs":
-        values["strategy"] = ["rungs"]
+        values["strategy"] = [args.strategy, "rungs"]
         values["strategies"] = {
             "rungs": {"min_epochs": args.min_epochs, "reduction": args.reduction}
         }
@@ -113,6 +115,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of search per run")
     parser.add_argument("--final-epochs", type=int, default=15)
     parser.add_argument("--max-params", type=int, default=100_000)
+    parser.add_argument(
+        "--strategy", default="tournament", help="the selection both searches use (or a preset)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument(
@@ -126,7 +131,8 @@ def main() -> None:
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     runs: dict[tuple[str, int], dict] = {}
     print(
-        f"## {args.dataset}: {args.budget:g} s of search per run, population {args.population},"
+        f"## {args.dataset}, {args.strategy}: {args.budget:g} s of search per run, population"
+        f" {args.population},"
         f" fixed {args.epochs} epochs against rungs from {args.min_epochs} epochs, reduction"
         f" {args.reduction}; final training {args.final_epochs} epochs"
     )
