@@ -165,6 +165,25 @@ class Experiment:
     #: Draw weights of the crossovers (each registered one's own weight by default).
     crossover_weights: dict[str, float] = field(factory=dict)
 
+    def train_spec(self, device: str, **overrides: Any) -> Any:
+        """The :class:`phenotypes.TrainSpec` every candidate of this experiment trains with
+        (its recipe: epochs, batch size, learning rate and schedule, decay, smoothing,
+        augmentation), ``overrides`` replacing fields of it."""
+        from phenotypes import TrainSpec
+
+        recipe = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "schedule": self.schedule,
+            "weight_decay": self.weight_decay,
+            "label_smoothing": self.label_smoothing,
+            "decay_norm_and_bias": self.decay_norm_and_bias,
+            "augment": self.augment,
+            "device": device,
+        }
+        return TrainSpec(**{**recipe, **overrides})
+
     def mutation_config(self) -> Any:
         """The :class:`operators.MutationConfig` this experiment describes."""
         import operators

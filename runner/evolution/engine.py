@@ -61,7 +61,7 @@ class Engine:
         data: Any,
         executor: Executor | None = None,
     ) -> None:
-        from phenotypes import TrainSpec, resolve_device
+        from phenotypes import resolve_device
 
         self.experiment, self.run_dir, self.store, self.data = experiment, run_dir, store, data
         self.files = RunFiles(run_dir)
@@ -103,17 +103,7 @@ class Engine:
         self.costs = costs.Costs(
             experiment, self.device, store, "latency_ms" in self.search.measures()
         )
-        self.spec = TrainSpec(
-            epochs=experiment.epochs,
-            batch_size=experiment.batch_size,
-            lr=experiment.lr,
-            schedule=experiment.schedule,
-            weight_decay=experiment.weight_decay,
-            label_smoothing=experiment.label_smoothing,
-            decay_norm_and_bias=experiment.decay_norm_and_bias,
-            augment=experiment.augment,
-            device=self.device,
-        )
+        self.spec = experiment.train_spec(self.device)
         self.executor = executor or make_executor(experiment, data, self.spec, self.files.weights)
         self.candidates = Candidates(self)
 
