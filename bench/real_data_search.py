@@ -6,14 +6,15 @@ and test split that ecogen's loader makes of ``DATA.npz`` for that seed (``pheno
 
 - **hand CNN**: conv-BN-ReLU x2, max pool, conv-BN-ReLU x2 (twice as wide), max pool, global
   average pool, linear, as a PyTorch user writes it, its width the widest multiple of 8 within
-  ``--max-params``; trained ``--epochs`` epochs with ecogen's trainer (``phenotypes.train``,
-  ``TrainSpec``'s defaults), no search;
+  ``--max-params``; trained ``--epochs`` epochs with ecogen's trainer (``phenotypes.train``)
+  and the recipe ecogen's candidates train with (an experiment's defaults: batch 64, one-cycle
+  SGD at lr 0.05, label smoothing 0.1, weight decay 5e-4), no search;
 - **optuna**: TPE sampler and median pruner over a plain CNN space (blocks, convolutions per
   block, widths, kernel size, dropout, learning rate), each trial trained ``--search-epochs``
-  epochs with the same trainer and reported epoch by epoch (``trial.report``,
-  ``trial.should_prune``), a trial over ``--max-params`` pruned before it trains; the study runs
-  for ``--budget`` seconds (``study.optimize(timeout=...)``), then its best is trained again
-  from scratch for ``--epochs`` epochs;
+  epochs with the same trainer and recipe (its own learning rate) and reported epoch by epoch
+  (``trial.report``, ``trial.should_prune``), a trial over ``--max-params`` pruned before it
+  trains; the study runs for ``--budget`` seconds (``study.optimize(timeout=...)``), then its
+  best is trained again from scratch for ``--epochs`` epochs;
 - **ecogen**: a search with ``--preset`` (``eigen`` by default: the strategies' benchmark's
   best), ``time_budget = --budget``, ``max_params``, ``--search-epochs`` per candidate, then its
   final training of ``--epochs`` epochs.
@@ -46,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import phenotypes as ph
+from runner import config as cfg
 
 #: ``--make`` kinds.
 KINDS = ("digits28", "cifar-like")
@@ -142,6 +144,13 @@ def hand_width(channels: int, classes: int, max_params: int) -> int:
 # --- the contestants ----------------------------------------------------------------------------
 
 
+def recipe(args: argparse.Namespace, seed: int, epochs: int, **overrides) -> ph.TrainSpec:
+    """ecogen's training recipe (an experiment's defaults: batch size, learning rate, schedule,
+    decay, smoothing, augmentation), so that the hand CNN and Optuna's trials train as ecogen's
+    candidates do and only the networks (and Optuna's learning rate) differ."""
+    return cfg.Experiment().train_spec(args.device, epochs=epochs, seed=seed, **overrides)
+
+
 def hand_cnn(data: ph.Dataset, args: argparse.Namespace, seed: int) -> dict:
     start = time.perf_counter()
     channels, size = data.input_shape[0], min(data.input_shape[1:])
@@ -150,7 +159,7 @@ def hand_cnn(data: ph.Dataset, args: argparse.Namespace, seed: int) -> dict:
     model = HandCNN(channels, data.num_classes, width)
     if size < 4:
         raise SystemExit(f"error: images of {size}x{size}: the hand CNN pools twice (needs >= 4)")
-    ph.train(model, data, ph.TrainSpec(epochs=args.epochs, seed=seed, device=args.device))
+    ph.train(model, data, recipe(args, seed, args.epochs))
     return {
         "test": ph.evaluate(model, data.x_test, data.y_test),
         "params": count_params(model),
@@ -193,7 +202,7 @@ def optuna_search(data: ph.Dataset, args: argparse.Namespace, seed: int) -> dict
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        spec = ph.TrainSpec(epochs=args.search_epochs, lr=lr, seed=seed, device=args.device)
+        spec = recipe(args, seed, args.search_epochs, lr=lr)
         result = ph.train(model, data, spec, on_epoch=on_epoch)
         return result.val_accuracy if result.status == "completed" else 0.0
 
@@ -204,13 +213,22 @@ def optuna_search(data: ph.Dataset, args: argparse.Namespace, seed: int) -> dict
     )
     study.optimize(objective, timeout=args.budget)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not done:  # the budget ended before any trial finished: the first one, untuned
-        best = study.trials[0].params
-    else:
+    if done:
         best = study.best_trial.params
+    else:
+        # The budget ended before any trial finished: the best of those pruned after training
+        # an epoch or more (a trial pruned before training was over --max-params).
+        trained = [t for t in study.trials if t.intermediate_values]
+        if not trained:
+            raise SystemExit(
+                f"error: optuna: no trial within --max-params {args.max_params:,} trained"
+                f" in --budget {args.budget:g} s"
+            )
+        best = max(trained, key=lambda t: t.intermediate_values[max(t.intermediate_values)])
+        best = best.params
     torch.manual_seed(seed)
     model = build(best)
-    spec = ph.TrainSpec(epochs=args.epochs, lr=best["lr"], seed=seed, device=args.device)
+    spec = recipe(args, seed, args.epochs, lr=best["lr"])
     ph.train(model, data, spec)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     return {
@@ -225,7 +243,6 @@ def optuna_search(data: ph.Dataset, args: argparse.Namespace, seed: int) -> dict
 def ecogen_experiment(args: argparse.Namespace, seed: int, path: Path, workdir: Path):
     """The ecogen run of this comparison; SystemExit names a bad option in one line."""
     from operators import PluginError
-    from runner import config as cfg
 
     try:
         experiment = cfg.from_dict(
