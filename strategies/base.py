@@ -25,6 +25,10 @@ class Strategy:
 
     name: ClassVar[str] = ""
     state_fields: ClassVar[tuple[str, ...]] = ()
+    #: The phases a strategy can put a run in (its ``phase`` attribute); the config check plans
+    #: the first generation in each, so options that one phase's plan cannot hold are refused
+    #: before the run starts, not at the switch.
+    phases: ClassVar[tuple[str, ...]] = ()
 
     def get_state(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.state_fields}

@@ -59,6 +59,7 @@ class Succession(Strategy):
     best_seen: float = attrs.field(default=-1.0, init=False)
     stale: int = attrs.field(default=0, init=False)
     state_fields = ("phase", "best_seen", "stale")
+    phases = (PRIMARY, SECONDARY)
 
     @hookimpl
     def ecogen_plan(self, plan: GenerationPlan) -> None:

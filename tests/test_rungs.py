@@ -156,6 +156,33 @@ def test_rungs_named_after_a_selection_add_only_the_rungs_to_it(base):
     assert [name for name, _ in st.expand(["rungs"])] == ["tournament", "rungs"]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {
+            "strategy": ["succession", "rungs"],
+            "strategies": {"rungs": {"data_fraction": [0.25, 0.5, 1]}},
+        },
+        {
+            "strategy": ["eigen", "rungs"],
+            "strategies": {"rungs": {"data_fraction": [0.25, 0.5, 1]}},
+        },
+        {
+            "strategy": ["succession", "rungs"],
+            "strategies": {"succession": {"secondary_epochs": 2}, "rungs": {"min_epochs": 3}},
+        },
+    ],
+)
+def test_rungs_options_are_checked_against_every_phase_of_succession(tmp_path, values):
+    """With succession the secondary phase trains other epochs (10 here, the primary 5): rungs
+    [1, 3, 9, 10], not [1, 3, 5]. Before, only the primary phase was checked and a run that
+    started well died at the switch."""
+    experiment = cfg.from_dict({**RUNGS, "epochs": 10, **values, "run_dir": str(tmp_path / "r")})
+    with pytest.raises(cfg.ConfigError, match="strategies.rungs.") as raised:
+        experiment.check()
+    assert "\n" not in str(raised.value)
+
+
 def test_a_promoted_candidate_goes_on_from_its_own_rung_weights(tmp_path):
     """Three candidates to rung 0 (1 epoch), the most accurate third of them (one) on to the
     last rung (2 epochs) from its rung-0 weights: its evaluation has both epochs, the history

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import sys
 from typing import Any
 
 import attrs
@@ -14,12 +13,6 @@ from genomics import validators
 
 from .. import executors
 from ..errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
 
 _CHECKS = {"error": ConfigError}
 _positive = validators.at_least(1, **_CHECKS)

@@ -7,19 +7,12 @@ Top-level keys are the ``ecogen evolve`` flags (with ``_`` for ``-``); ``[mutati
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import attrs
 from attrs import field, frozen
 
 from genomics import validators
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
 
 from ..errors import ConfigError
 from .checks import (
@@ -283,24 +276,32 @@ class Experiment:
                 raise ConfigError(f"screen: {exc.args[0]}; see `ecogen plugins`") from None
         if self.evaluation:
             self.check_evaluation()
+        base = strategies.GenerationPlan(
+            self.population,
+            self.children,
+            tuple(self.mutations_per_child),
+            self.epochs,
+            self.population,
+        )
+        # The first generation's plan in each phase a strategy can put the run in: what one
+        # phase's epochs cannot hold (rungs) is refused before anything is written.
+        phases = [p for o in self.strategy_objects() for p in o.phases] or [""]
+        plans = []
         try:
-            search = strategies.Search(self.strategy_objects(), seed=self.seed)
-            search.objectives()
-            # The first generation's plan, by strategies of their own: what the experiment's
-            # epochs cannot hold (rungs) is refused before anything is written.
-            base = strategies.GenerationPlan(
-                self.population,
-                self.children,
-                tuple(self.mutations_per_child),
-                self.epochs,
-                self.population,
-            )
-            context = strategies.Context(
-                self.seed, 0, "", base, self.generations, self.mutation_config()
-            )
-            plan = search.plan(base, context)
+            for phase in phases:
+                objects = self.strategy_objects()
+                for o in objects:
+                    if phase in o.phases:
+                        o.phase = phase
+                search = strategies.Search(objects, seed=self.seed)
+                search.objectives()
+                context = strategies.Context(
+                    self.seed, 0, phase, base, self.generations, self.mutation_config()
+                )
+                plans.append(search.plan(base, context))
         except strategies.StrategyError as exc:
             raise ConfigError(str(exc)) from None
+        plan = plans[0]
         if self.asynchronous and (plan.rungs or self.screen):
             # Both decide over a whole generation at once; asynchronous evolution has none.
             what = "strategy rungs" if plan.rungs else f"screen = {self.screen!r}"
