@@ -67,7 +67,7 @@ class Rungs(Strategy):
         times powers of ``reduction`` below ``max_epochs`` (or ``epochs``), then that."""
         top = self.max_epochs or epochs
         if self.min_epochs > top:
-            source = "max_epochs" if self.max_epochs else "the run's epochs"
+            source = "max_epochs" if self.max_epochs else "the epochs planned per candidate"
             raise StrategyError(
                 f"strategies.rungs.min_epochs: {self.min_epochs} is more than the last rung's"
                 f" {top} epochs ({source}); lower min_epochs or raise max_epochs"

@@ -296,6 +296,20 @@ def test_inherit_epochs_without_inherit_is_said_to_be_ignored(tmp_path):
     assert not warnings_of(evolve("--inherit", "--inherit-epochs", "2", "-o", tmp_path / "i"))
 
 
+def test_screen_keep_without_screen_is_said_to_be_ignored(tmp_path):
+    config = tmp_path / "exp.toml"
+    config.write_text("screen_keep = 0.25\n")
+    note = (
+        "screen_keep = 0.25 is ignored: no children are screened without screen (a proxy's"
+        " name, see `ecogen plugins`)"
+    )
+    checked = validate(config)
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.strip().splitlines() == [f"{config}: warning: {note}", f"{config}: ok"]
+    config.write_text('screen_keep = 0.25\nscreen = "synflow"\n')
+    assert validate(config).output.strip().splitlines() == [f"{config}: ok"]
+
+
 @pytest.mark.parametrize(
     ("flags", "note"),
     [

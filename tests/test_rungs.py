@@ -178,7 +178,7 @@ def test_rungs_options_are_checked_against_every_phase_of_succession(tmp_path, v
     [1, 3, 9, 10], not [1, 3, 5]. Before, only the primary phase was checked and a run that
     started well died at the switch."""
     experiment = cfg.from_dict({**RUNGS, "epochs": 10, **values, "run_dir": str(tmp_path / "r")})
-    with pytest.raises(cfg.ConfigError, match="strategies.rungs.") as raised:
+    with pytest.raises(cfg.ConfigError, match=r"^strategies\.rungs\.") as raised:
         experiment.check()
     assert "\n" not in str(raised.value)
 

@@ -1,5 +1,6 @@
 """The checks of single configuration values (a seed, a rate, a share, a device list), each
-raising :class:`~runner.errors.ConfigError` with the key's name."""
+raising :class:`~runner.errors.ConfigError` with the key's name, and of the strategies' first
+plans (:func:`first_plans`)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,30 @@ def _show(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def first_plans(experiment: Any) -> list[Any]:
+    """The first generation's :class:`strategies.GenerationPlan` in each phase a strategy can put
+    the run in (one plan without phases), so that what one phase's epochs cannot hold (rungs)
+    is refused before anything is written; ConfigError names the strategies."""
+    import strategies
+
+    e = experiment
+    base = strategies.GenerationPlan(
+        e.population, e.children, tuple(e.mutations_per_child), e.epochs, e.population
+    )
+    phases = [p for o in e.strategy_objects() for p in o.phases] or [""]
+    plans = []
+    try:
+        for phase in phases:
+            objects = e.strategy_objects()
+            for o in objects:
+                if phase in o.phases:
+                    o.phase = phase
+            search = strategies.Search(objects, seed=e.seed)
+            search.objectives()
+            context = strategies.Context(e.seed, 0, phase, base, e.generations, e.mutation_config())
+            plans.append(search.plan(base, context))
+    except strategies.StrategyError as exc:
+        raise ConfigError(str(exc)) from None
+    return plans

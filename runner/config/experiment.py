@@ -34,6 +34,7 @@ from .checks import (
     _share,
     _show,
     _unknown_key,
+    first_plans,
 )
 
 
@@ -242,7 +243,6 @@ class Experiment:
 
             require("ecogen --executor ray", "ray")
         import operators
-        import strategies
 
         if self.executor == "serial" and self.workers > 1:
             raise ConfigError(
@@ -276,32 +276,7 @@ class Experiment:
                 raise ConfigError(f"screen: {exc.args[0]}; see `ecogen plugins`") from None
         if self.evaluation:
             self.check_evaluation()
-        base = strategies.GenerationPlan(
-            self.population,
-            self.children,
-            tuple(self.mutations_per_child),
-            self.epochs,
-            self.population,
-        )
-        # The first generation's plan in each phase a strategy can put the run in: what one
-        # phase's epochs cannot hold (rungs) is refused before anything is written.
-        phases = [p for o in self.strategy_objects() for p in o.phases] or [""]
-        plans = []
-        try:
-            for phase in phases:
-                objects = self.strategy_objects()
-                for o in objects:
-                    if phase in o.phases:
-                        o.phase = phase
-                search = strategies.Search(objects, seed=self.seed)
-                search.objectives()
-                context = strategies.Context(
-                    self.seed, 0, phase, base, self.generations, self.mutation_config()
-                )
-                plans.append(search.plan(base, context))
-        except strategies.StrategyError as exc:
-            raise ConfigError(str(exc)) from None
-        plan = plans[0]
+        plan = first_plans(self)[0]
         if self.asynchronous and (plan.rungs or self.screen):
             # Both decide over a whole generation at once; asynchronous evolution has none.
             what = "strategy rungs" if plan.rungs else f"screen = {self.screen!r}"
@@ -347,10 +322,16 @@ class Experiment:
                 )
 
     def ignored(self, device: str | None = None) -> list[str]:
-        """The settings given that change nothing, one line each saying why: inherit_epochs
-        without inherit, and the GPU settings when the run trains on the CPU (``device``, where
-        it trains once resolved; by default only a configured ``cpu`` is known)."""
+        """The settings given that change nothing, one line each saying why: screen_keep
+        without screen, inherit_epochs without inherit, and the GPU settings when the run
+        trains on the CPU (``device``, where it trains once resolved; by default only a
+        configured ``cpu`` is known)."""
         notes = []
+        if not self.screen and self.screen_keep != attrs.fields(Experiment).screen_keep.default:
+            notes.append(
+                f"screen_keep = {self.screen_keep:g} is ignored: no children are screened"
+                " without screen (a proxy's name, see `ecogen plugins`)"
+            )
         if self.inherit_epochs and not self.inherit:
             notes.append(
                 f"inherit_epochs = {self.inherit_epochs} is ignored: children inherit no weights"
