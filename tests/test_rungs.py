@@ -129,7 +129,10 @@ def test_the_rungs_of_a_run_and_their_options(tmp_path):
         ({"eta": 3}, "strategies.rungs.eta: unknown option"),
         # Rungs up to the run's epochs (2 here), known from the experiment: refused as early.
         ({"data_fraction": [0.5]}, "strategies.rungs.data_fraction: 1 shares for 2 rungs [1, 2]"),
-        ({"min_epochs": 3}, "min_epochs: 3 is more than the last rung's 2 epochs (the run's"),
+        (
+            {"min_epochs": 3},
+            "min_epochs: 3 is more than the last rung's 2 epochs (the epochs planned",
+        ),
     ]
     for options, message in refused:
         experiment = cfg.from_dict(
