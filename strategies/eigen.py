@@ -124,7 +124,8 @@ class Extinction(Strategy):
     S_i is the ``threshold`` statistic (``mean``, ``quantile`` at ``quantile``, or ``kth``
     best) of the accuracies the previous generation's candidates had at T_i. Thresholds belong to
     a training length: when the number of epochs changes (a new succession phase) they are
-    learnt again."""
+    learnt again. Under rungs (``plan.rungs``) it stops nothing and learns nothing: the rungs
+    prune."""
 
     name = "extinction"
     #: Floats in (0, 1): fractions of the candidate's epochs; integers: epoch numbers.
@@ -170,6 +171,11 @@ class Extinction(Strategy):
     def ecogen_on_epoch(
         self, individual: Any, epoch: int, epochs: int, val_accuracy: float, context: Context
     ) -> Stop | None:
+        if context.plan.rungs:
+            # A rung's training is a part of a longer schedule: its epochs are not a training
+            # length the thresholds belong to (a promotion adding as many epochs as an earlier
+            # phase planned was judged by that phase's thresholds). The rungs do the pruning.
+            return None
         landmarks = self.landmark_epochs(epochs)
         for planned, landmark, threshold in self.thresholds:
             if planned == epochs and landmark == epoch and val_accuracy < threshold:
@@ -189,6 +195,8 @@ class Extinction(Strategy):
 
     @hookimpl
     def ecogen_generation_end(self, evaluated: list, context: Context) -> None:
+        if context.plan.rungs:
+            return  # nothing to learn thresholds for: no training under rungs is judged
         fresh = [i for i in evaluated if not getattr(i, "reused", False) and i.evaluation]
         updated = {(p, e): s for p, e, s in self.thresholds}
         for planned in sorted({i.evaluation.get("planned_epochs") or 0 for i in fresh} - {0}):

@@ -354,3 +354,25 @@ def test_the_run_limits_count_the_epochs_and_evaluations_of_promotions(tmp_path)
     summary = _run(tmp_path / "evaluations", max_evaluations=4, **limited)
     assert (summary["evaluations"], summary["stopped_by"]) == (4, "evaluations")
     assert [r["metrics"]["rung"] for r in _evaluations(tmp_path / "evaluations")] == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("strategy", [["tournament", "rungs", "extinction"], ["eigen", "rungs"]])
+def test_extinction_stops_no_training_under_rungs(tmp_path, strategy):
+    """docs/rungs.md: extinction stops nothing under rungs, the rungs do the pruning. Here its
+    thresholds are the best accuracy at epoch 1, so any promotion of 2 or more epochs below the
+    best at its first epoch would be stopped. Before, under eigen's succession a promotion that
+    added as many epochs (2) as the primary phase planned was judged by that phase's thresholds
+    and died extinct."""
+    extinction = {"landmarks": [1], "threshold": "kth", "k": 1, "min_samples": 1}
+    summary = _run(
+        tmp_path / "r",
+        population=4,
+        generations=3,
+        epochs=4,
+        strategy=strategy,
+        strategies={"rungs": {"reduction": 2}, "extinction": extinction},
+    )
+    evaluations = _evaluations(tmp_path / "r")
+    assert summary["generations"] == 3
+    assert max(e["metrics"]["rung"] for e in evaluations) == 2  # promotions of 1 and 2 epochs
+    assert [e["individual"] for e in evaluations if e["status"] == "extinct"] == []
