@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import genomics as G
+import operators as ops
 import phenotypes as ph
 import phenotypes.proxies as phx
 import zoo
@@ -150,6 +151,40 @@ def test_a_proxy_that_cannot_score_a_genome_gives_a_failure_not_an_error():
         return float("nan")
 
     assert phx.score(genome, nan, x, y, seed=0).failure == "not a finite score: nan"
+
+
+def test_screening_ranks_a_child_a_limit_refuses_last(digits):
+    """A child over a limit is refused untrained: kept, it would take a trained child's place.
+    The wider network scores higher by synflow (above) but is over max_params: both narrow
+    ones are kept, the wide one is ranked last with the limit's reason; with one place only,
+    the narrow one it outscored gets it. Without the limit the wide one ranks first."""
+    from runner.evolution.candidate import Candidate
+    from runner.evolution.costs import Costs
+
+    narrow = _on_digits("lenet5", digits)
+    wide = _wider(narrow, 2)
+    limit = sum(G.parameter_counts(narrow).values())
+    costs = Costs(cfg.from_dict({"max_params": limit}), "cpu")
+
+    def refusal(candidate):
+        refused = costs.refusal(candidate.individual.genome)
+        return None if refused is None else refused.reason
+
+    def candidates():
+        return [
+            Candidate(ops.Individual(g, weights=(1.0,), id=f"g1_{i}", parents=[], generation=1))
+            for i, g in enumerate([wide, narrow, _on_digits("minimal", digits)])
+        ]
+
+    screen = {"proxy": "synflow", "data": digits, "batch_size": 16, "seed": 0}
+    kept, records = screening.screen(candidates(), 2, refusal=refusal, **screen)
+    assert [c.id for c in kept] == ["g1_1", "g1_2"]
+    assert records[0]["rank"] == 2 and not records[0]["kept"] and records[0]["score"] is None
+    assert records[0]["failure"].startswith("refused: over max_params: ")
+    kept, _ = screening.screen(candidates(), 1, refusal=refusal, **screen)
+    assert [c.id for c in kept] == ["g1_1"]
+    _, records = screening.screen(candidates(), 1, **screen)
+    assert records[0]["rank"] == 0 and records[0]["kept"]
 
 
 def test_the_pool_is_the_children_over_the_share_kept():

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import phenotypes.proxies as phx
@@ -28,6 +28,7 @@ def screen(
     data: Any,
     batch_size: int,
     seed: int,
+    refusal: Callable[[Candidate], str | None] | None = None,
 ) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """The ``count`` candidates that ``proxy`` scores highest (equal scores: the earlier
     first; failures last, in candidate order), kept in candidate order, and one record per
@@ -35,14 +36,18 @@ def screen(
     ``rank`` (0: the best) and ``kept``. Every candidate is scored on the same minibatch of
     ``batch_size`` images of ``data``'s training split, drawn with ``seed`` (the run's), its
     genome compiled with its training seed. A child whose mutation failed is not scored (its
-    genome is its parent's): a failure."""
+    genome is its parent's): a failure. So is one that a run's limit will refuse untrained
+    (``refusal``: the reason, or None), which would otherwise take a kept place for nothing."""
     function = get(proxy).function
     x, y = phx.minibatch(data, batch_size, seed)
     scores = []
     for candidate in candidates:
         ind, failed = candidate.individual, candidate.failure
+        refused = None if failed is not None or refusal is None else refusal(candidate)
         if failed is not None:
             scores.append(phx.ProxyScore(proxy, None, f"mutation failed: {failed.reason}"))
+        elif refused is not None:
+            scores.append(phx.ProxyScore(proxy, None, f"refused: {refused}"))
         else:
             child_seed = rngs.seed_for(seed, ind.id)
             scores.append(phx.score(ind.genome, function, x, y, seed=child_seed, name=proxy))

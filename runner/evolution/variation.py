@@ -18,6 +18,7 @@ from typing import Any
 
 import operators as ops
 import strategies as st
+from genomics import canonical_hash
 
 from ..failures import failed_evaluation, mutation_failure
 from ..records import Evaluation
@@ -74,7 +75,16 @@ def children(engine: Any, gen: int, context: st.Context) -> list[Candidate]:
     from . import screening  # with torch, imported where used as elsewhere in the runner
 
     made = _made(engine, gen, context, screening.pool_size(count, e.screen_keep))
-    kept, records = screening.screen(made, count, e.screen, engine.data, e.batch_size, e.seed)
+
+    def refusal(candidate: Candidate) -> str | None:
+        genome = candidate.individual.genome
+        refused = engine.costs.refusal(genome, canonical_hash(genome))
+        return None if refused is None else refused.reason
+
+    limited = e.max_params or e.max_flops or e.max_latency_ms
+    kept, records = screening.screen(
+        made, count, e.screen, engine.data, e.batch_size, e.seed, refusal if limited else None
+    )
     for record in records:
         engine.events.record("screened", "engine", record.pop("id"), {"proxy": e.screen, **record})
     return kept
